@@ -1,0 +1,240 @@
+"""The Assistant: one engine behind the library, the CLI and the UI."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from assistant.citations import verify
+from assistant.domain import DomainPack, load_domain
+from assistant.embedder import Embedder, shared_embedder
+from assistant.errors import GenerationError, InvalidQuestion
+from assistant.index import IndexStore
+from assistant.llm import LLM, LlamaCppLLM, OpenAICompatLLM
+from assistant.models import check_gguf
+from assistant.prompting import Context, build_context, build_messages
+from assistant.retrieval import Mode, Retriever
+from assistant.settings import Settings, load_settings, with_overrides
+from assistant.text import squash, words
+from assistant.types import Answer, Citation, Evidence, Hit, SentenceSupport, StreamEvent, Timings, Token
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 4000
+_FOLLOW_UP = frozenset("it its they them their this that these those he she his her such same".split())
+
+
+def make_llm(settings: Settings) -> LLM:
+    """Build the configured LLM backend (the model loads once per process)."""
+    s = settings.llm
+    if s.backend == "openai":
+        return OpenAICompatLLM(s.base_url, model=s.model_name, api_key=s.api_key, n_ctx=s.n_ctx, timeout_s=s.timeout_s)
+    return LlamaCppLLM(s.model_path, n_ctx=s.n_ctx, n_threads=s.n_threads)
+
+
+class Assistant:
+    """Answers questions over one local index, citing page and passage.
+
+    Build it with :meth:`open` / :meth:`from_config` (the composition root), or
+    pass ready-made parts to the constructor (tests, custom backends).
+    """
+
+    def __init__(self, *, store: IndexStore, embedder: Embedder, domain: DomainPack,
+                 settings: Settings | None = None, llm: LLM | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = store
+        self.embedder = embedder
+        self.domain = domain
+        self._llm = llm
+        self.retriever = Retriever(store, embedder, self.settings.retrieval)
+
+    # -- construction ------------------------------------------------------------
+    @classmethod
+    def open(cls, index_dir: str | Path | None = None, *, domain: str | DomainPack | None = None,
+             config: str | Path | None = None, settings: Settings | None = None,
+             llm: LLM | dict[str, Any] | None = None, embedder: Embedder | dict[str, Any] | None = None,
+             **overrides: Any) -> Assistant:
+        """Open an index with the configured (or given) models.
+
+        Args:
+            index_dir: the index folder (default: ``index.dir`` setting).
+            domain: a domain name, a ``.toml`` domain file or a DomainPack.
+            config: a TOML settings file (default: ./slm.toml if present).
+            settings: ready settings (skip loading).
+            llm, embedder: ready backends to use instead of the configured ones, or
+                a dict of settings for that section (``llm={"model_path": "x.gguf"}``).
+            **overrides: other settings sections, e.g. ``retrieval={"k": 3}``.
+
+        Raises:
+            IndexNotFound, IndexMismatch, ModelNotFound, ConfigError.
+        """
+        if isinstance(llm, dict):
+            overrides["llm"], llm = llm, None
+        if isinstance(embedder, dict):
+            overrides["embedder"], embedder = embedder, None
+        s = settings or load_settings(config)
+        s = with_overrides(s, index={"dir": index_dir} if index_dir else {}, **overrides)
+        pack = load_domain(domain if domain is not None else s.domain)
+        if llm is None and s.llm.backend == "llamacpp" and s.llm.model_path is not None:
+            check_gguf(s.llm.model_path)  # fail now, not at the first question
+        emb = embedder or shared_embedder(s.embedder.path, batch_size=s.embedder.batch_size, threads=s.embedder.threads)
+        store = IndexStore.open(s.index.dir, embedder_id=emb.id, dim=emb.dim)
+        return cls(store=store, embedder=emb, domain=pack, settings=s, llm=llm)
+
+    @classmethod
+    def from_config(cls, path: str | Path, **kwargs: Any) -> Assistant:
+        """Open the assistant described by a TOML settings file."""
+        return cls.open(config=path, **kwargs)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def llm(self) -> LLM:
+        """The language model, loaded on first use."""
+        if self._llm is None:
+            self._llm = make_llm(self.settings)
+        return self._llm
+
+    # -- reading -----------------------------------------------------------------
+    def retrieve(self, question: str, k: int | None = None, *, mode: Mode | None = None,
+                 sources: Sequence[str] | None = None) -> list[Hit]:
+        """The ``k`` passages that best match ``question`` (no generation)."""
+        question = self._check(question)
+        return self.retriever.search(question, k, mode=mode, sources=sources,
+                                     lexical_query=self.domain.expand_query(question))
+
+    def ask(self, question: str, **kwargs: Any) -> Answer:
+        """Answer ``question``; see :meth:`stream` for the arguments."""
+        answer: Answer | None = None
+        for event in self.stream(question, **kwargs):
+            if isinstance(event, Answer):
+                answer = event
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, *, k: int | None = None, mode: Mode | None = None,
+               sources: Sequence[str] | None = None, history: Sequence[tuple[str, str]] = (),
+               extractive: bool | None = None, max_tokens: int | None = None,
+               temperature: float | None = None) -> Iterator[StreamEvent]:
+        """Answer ``question`` as a stream of events.
+
+        Yields first an :class:`Evidence` with the retrieved passages (fast), then
+        :class:`Token` pieces of the generated answer, and last the verified
+        :class:`Answer`.
+
+        Args:
+            history: earlier (question, answer) turns, used for follow-ups.
+            extractive: True answers with quotes only, no generation.
+        """
+        question = self._check(question)
+        t0 = time.perf_counter()
+        query = self._search_query(question, history)
+        qvec = self.embedder.embed([query])[0]
+        hits = self.retriever.search(query, k, mode=mode, sources=sources,
+                                     lexical_query=self.domain.expand_query(query))
+        retrieval_ms = (time.perf_counter() - t0) * 1000
+        yield Evidence(tuple(hits), retrieval_ms)
+        best = max((h.similarity or 0.0 for h in hits), default=0.0)
+        if not hits or best < self.settings.answer.min_relevance:
+            log.debug("abstaining: best similarity %.3f", best)
+            yield self._abstain(question, hits, Timings(retrieval_ms=retrieval_ms, total_ms=retrieval_ms))
+            return
+        use_llm = not (extractive if extractive is not None else self.settings.answer.mode == "extractive")
+        context = build_context(question, qvec, hits, self.embedder, self.llm if use_llm else None,
+                                budget_tokens=self.settings.answer.context_tokens,
+                                per_hit=self.settings.answer.sentences_per_hit)
+        if not use_llm:
+            yield self._extractive(question, context, t0, retrieval_ms)
+            return
+        yield from self._generate(question, context, history, t0, retrieval_ms, max_tokens, temperature)
+
+    # -- internals ---------------------------------------------------------------
+    def _check(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidQuestion("the question is empty; type a question about your documents")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidQuestion(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
+        return question.strip()
+
+    def _search_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        """A follow-up ("and its termination?") is searched with the previous question."""
+        if not history:
+            return question
+        qwords = words(question)
+        if len(qwords) <= 6 or _FOLLOW_UP & set(qwords):
+            return f"{history[-1][0]} {question}"
+        return question
+
+    def _abstain(self, question: str, hits: Sequence[Hit], timings: Timings,
+                 sentences: tuple[SentenceSupport, ...] = ()) -> Answer:
+        return Answer(question=question, text=self.domain.abstention, citations=(), sentences=sentences,
+                      abstained=True, hits=tuple(hits), disclaimer=self.domain.disclaimer, timings=timings)
+
+    def _extractive(self, question: str, context: Context, t0: float, retrieval_ms: float) -> Answer:
+        """Quotes only: the most relevant source sentences, each cited."""
+        order = sorted(range(len(context.sentences)), key=lambda j: -context.relevance[j])[:3]
+        cites = []
+        sents = []
+        for n, j in enumerate(order, start=1):
+            s = context.sentences[j]
+            hit = context.hits[s.hit]
+            cites.append(Citation(n, hit.source, hit.page, s.text, hit.char_start + s.start,
+                                  hit.char_start + s.end, round(float(context.relevance[j]), 4), hit.chunk_id))
+            sents.append(SentenceSupport(squash(s.text), (n,), True, round(float(context.relevance[j]), 4)))
+        text = " ".join(f"{s.text} [{s.citations[0]}]" for s in sents)
+        total = (time.perf_counter() - t0) * 1000
+        return Answer(question, text, tuple(cites), tuple(sents), False, context.hits, self.domain.disclaimer,
+                      Timings(retrieval_ms=retrieval_ms, total_ms=total), mode="extractive")
+
+    def _generate(self, question: str, context: Context, history: Sequence[tuple[str, str]], t0: float,
+                  retrieval_ms: float, max_tokens: int | None, temperature: float | None) -> Iterator[StreamEvent]:
+        s = self.settings
+        llm = self.llm
+        turns = list(history)[-s.answer.history_turns:] if s.answer.history_turns else []
+        messages = build_messages(self.domain, question, context, turns)
+        prompt_tokens = sum(llm.count_tokens(m["content"]) + 4 for m in messages)
+        max_tokens = max_tokens or s.llm.max_tokens
+        if prompt_tokens + max_tokens > llm.n_ctx:
+            raise GenerationError(
+                f"the prompt needs {prompt_tokens} tokens plus {max_tokens} for the answer, more than the "
+                f"model's context of {llm.n_ctx}; shorten the question or lower answer.context_tokens"
+            )
+        pieces: list[str] = []
+        first: float | None = None
+        gen_start = time.perf_counter()
+        for piece in llm.stream_chat(messages, max_tokens=max_tokens,
+                                     temperature=s.llm.temperature if temperature is None else temperature):
+            if first is None:
+                first = time.perf_counter()
+            pieces.append(piece)
+            yield Token(piece)
+        end = time.perf_counter()
+        text = "".join(pieces).strip()
+        gen_s = end - (first or gen_start)
+        timings = Timings(
+            retrieval_ms=retrieval_ms, first_token_ms=None if first is None else (first - t0) * 1000,
+            total_ms=(end - t0) * 1000, prompt_tokens=prompt_tokens, completion_tokens=len(pieces),
+            tokens_per_s=(len(pieces) - 1) / gen_s if len(pieces) > 1 and gen_s > 0 else None,
+        )
+        checked = verify(text, context, self.embedder, threshold=s.answer.support_threshold, question=question)
+        # Most of the answer unsupported means the model strayed from the sources:
+        # say so and show the evidence rather than pass on a partly invented answer.
+        if not text or self._is_refusal(text) or checked.supported * 2 < len(checked.sentences):
+            yield self._abstain(question, context.hits, timings, checked.sentences)
+            return
+        yield Answer(question, text, checked.citations, checked.sentences, False, context.hits,
+                     self.domain.disclaimer, timings)
+
+    def _is_refusal(self, text: str) -> bool:
+        low = text.lower()
+        return self.domain.abstention.lower()[:30] in low or "not in your documents" in low or "could not find" in low

@@ -1,0 +1,364 @@
+"""The on-disk index: SQLite (authoritative) + FAISS (fast copy of the vectors) + manifest.
+
+Crash safety: SQLite commits atomically (WAL, synchronous=FULL) and holds every
+vector, so it is the source of truth. After each SQLite commit the FAISS file is
+rewritten beside the old one, fsynced and renamed over it. On open the FAISS ids
+are compared with the SQLite chunk ids; if a crash left them apart, FAISS is
+rebuilt from SQLite. Either way a reader sees the previous or the new index.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss  # type: ignore[import-untyped]
+import numpy as np
+from filelock import FileLock, Timeout
+
+from assistant.errors import IndexLocked, IndexMismatch, IndexNotFound
+from assistant.index import schema
+from assistant.index.schema import ChunkRow
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SQLITE = "chunks.sqlite"
+VECTORS = "vectors.faiss"
+LOCK = ".lock"
+
+
+def _fsync_replace(tmp: Path, final: Path) -> None:
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    dir_fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _new_faiss(dim: int) -> Any:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+class IndexStore:
+    """Read access to one index folder. Safe to share between threads."""
+
+    def __init__(self, directory: Path, conn: sqlite3.Connection, vectors: Any, meta: dict[str, str]) -> None:
+        self.directory = directory
+        self._conn = conn
+        self._vectors = vectors
+        self.embedder_id = meta["embedder_id"]
+        self.dim = int(meta["embedder_dim"])
+        self.meta = meta
+
+    # -- opening ---------------------------------------------------------------
+    @classmethod
+    def open(cls, directory: str | Path, *, embedder_id: str | None = None, dim: int | None = None) -> IndexStore:
+        """Open an existing index for reading.
+
+        Raises:
+            IndexNotFound: no index in ``directory``.
+            IndexMismatch: built with another embedder than ``embedder_id``/``dim``.
+        """
+        directory = Path(directory)
+        db = directory / SQLITE
+        if not db.is_file():
+            raise IndexNotFound(
+                f"no index at {directory}; build one with `slm ingest PATH --index {directory}`"
+            )
+        conn = schema.connect(db, readonly=True)
+        meta = schema.get_meta(conn)
+        check_compatible(directory, meta, embedder_id, dim)
+        vectors = load_vectors(directory, conn, int(meta["embedder_dim"]))
+        return cls(directory, conn, vectors, meta)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries ---------------------------------------------------------------
+    def doc_ids_for(self, patterns: Sequence[str]) -> list[int] | None:
+        """Document ids whose source matches any glob pattern (None: no filter)."""
+        if not patterns:
+            return None
+        rows = self._conn.execute("SELECT id, source FROM documents").fetchall()
+        return [i for i, s in rows if any(fnmatch.fnmatch(s, p) or s == p for p in patterns)]
+
+    def dense_search(self, vector: np.ndarray, n: int, doc_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """Inner product (cosine on unit vectors) search. Returns (chunk_id, score)."""
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if doc_ids is None:
+            if self._vectors.ntotal == 0:
+                return []
+            scores, ids = self._vectors.search(query, min(n, self._vectors.ntotal))
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        # A source filter usually selects few documents: exact search over their vectors.
+        ids_arr, vecs = schema.vectors_for(self._conn, doc_ids, self.dim)
+        if not len(ids_arr):
+            return []
+        sims = vecs @ query[0]
+        top = np.argsort(-sims)[:n]
+        return [(int(ids_arr[i]), float(sims[i])) for i in top]
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored (unit) vectors of some chunks, in the order given."""
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vectors.reconstruct(int(i)) for i in ids])
+
+    def lexical_search(self, text: str, n: int, doc_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        return schema.lexical_search(self._conn, text, n, doc_ids)
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        return schema.chunk_rows(self._conn, ids)
+
+    def page_text(self, source: str, page: int | None) -> str | None:
+        row = self._conn.execute(
+            "SELECT p.text FROM pages p JOIN documents d ON d.id = p.doc_id WHERE d.source = ? AND p.page = ?",
+            (source, schema.WHOLE_FILE_PAGE if page is None else page),
+        ).fetchone()
+        return row[0] if row else None
+
+    def documents(self) -> list[dict[str, Any]]:
+        return list(schema.iter_documents(self._conn))
+
+    def stats(self) -> dict[str, Any]:
+        c = self._conn
+        size = sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        return {
+            "index": str(self.directory),
+            "documents": c.execute("SELECT count(*) FROM documents").fetchone()[0],
+            "pages": c.execute("SELECT coalesce(sum(coalesce(pages, 1)), 0) FROM documents").fetchone()[0],
+            "chunks": c.execute("SELECT count(*) FROM chunks").fetchone()[0],
+            "size_bytes": size,
+            "embedder": self.embedder_id,
+            "dim": self.dim,
+            "domain": self.meta.get("domain", "general"),
+            "chunking": json.loads(self.meta.get("chunking", "{}")),
+            "updated": self.meta.get("updated"),
+        }
+
+
+def check_compatible(directory: Path, meta: dict[str, str], embedder_id: str | None, dim: int | None) -> None:
+    if int(meta.get("schema", "0")) != schema.SCHEMA_VERSION:
+        raise IndexMismatch(
+            f"index {directory} has schema {meta.get('schema')} but this version reads {schema.SCHEMA_VERSION}; re-ingest into a new index"
+        )
+    if (embedder_id and meta.get("embedder_id") != embedder_id) or (dim and int(meta.get("embedder_dim", 0)) != dim):
+        raise IndexMismatch(
+            f"index {directory} was built with embedder {meta.get('embedder_id')} (dim {meta.get('embedder_dim')}) "
+            f"but the assistant is configured with {embedder_id} (dim {dim}); set embedder.path to the "
+            "index's embedder or re-ingest into a new index folder"
+        )
+
+
+def load_vectors(directory: Path, conn: sqlite3.Connection, dim: int) -> Any:
+    """Load the FAISS file; rebuild it from SQLite if it disagrees (after a crash)."""
+    ids_db = np.asarray([r[0] for r in conn.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+    path = directory / VECTORS
+    if path.is_file():
+        try:
+            index = faiss.read_index(str(path))
+            ids_faiss = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+            if index.d == dim and np.array_equal(ids_faiss, ids_db):
+                return index
+        except RuntimeError as exc:
+            log.warning("vector file %s unreadable (%s); rebuilding it", path, exc)
+    log.info("rebuilding vectors of %s from SQLite (%d chunks)", directory, len(ids_db))
+    index = _new_faiss(dim)
+    ids, vecs = schema.vectors_for(conn, None, dim)
+    if len(ids):
+        index.add_with_ids(vecs, ids)
+    return index
+
+
+class IndexWriter:
+    """Exclusive write access to an index folder (creates it if needed).
+
+    Use as a context manager; changes become visible at :meth:`commit`.
+    """
+
+    def __init__(self, directory: str | Path, *, embedder_id: str, dim: int, chunking: dict[str, Any], domain: str) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise IndexNotFound(f"cannot create index folder {self.directory}: {exc.strerror}; choose another --index") from None
+        self._lock = FileLock(str(self.directory / LOCK), timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise IndexLocked(
+                f"index {self.directory} is being written by another process; wait for it to finish"
+            ) from None
+        for stale in self.directory.glob("*.tmp"):
+            stale.unlink()
+        db = self.directory / SQLITE
+        new = not db.exists()
+        self._conn = schema.connect(db)
+        os.chmod(db, 0o600)
+        meta = schema.get_meta(self._conn)
+        if new or not meta:
+            now = _now()
+            meta = {
+                "schema": str(schema.SCHEMA_VERSION), "embedder_id": embedder_id, "embedder_dim": str(dim),
+                "normalized": "true", "chunking": json.dumps(chunking, sort_keys=True), "domain": domain,
+                "created": now, "updated": now,
+            }
+            schema.set_meta(self._conn, meta)
+        check_compatible(self.directory, meta, embedder_id, dim)
+        self.meta = meta
+        self.dim = dim
+        self._vectors = load_vectors(self.directory, self._conn, dim)
+        self._pending_removals: list[np.ndarray] = []
+        self._added: list[int] = []
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._dirty = False
+        if new:
+            self.commit()
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(commit=exc_type is None)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self._conn
+
+    def document_sha(self, source: str) -> str | None:
+        row = self._conn.execute("SELECT sha256 FROM documents WHERE source = ?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def sources(self) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT source FROM documents ORDER BY source")]
+
+    def delete_document(self, source: str) -> bool:
+        row = self._conn.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
+        if row is None:
+            return False
+        ids = np.asarray([r[0] for r in self._conn.execute("SELECT id FROM chunks WHERE doc_id = ?", row)], dtype=np.int64)
+        self._conn.execute("DELETE FROM documents WHERE id = ?", row)
+        # FAISS removal waits for the savepoint/commit so a failed document can be undone.
+        self._pending_removals.append(ids)
+        self._dirty = True
+        return True
+
+    def add_document(self, source: str, *, sha256: str, mtime: float, size: int, kind: str, pages: int | None, meta: dict[str, Any]) -> int:
+        """Insert a document row, replacing any previous version of ``source``."""
+        self.delete_document(source)
+        cur = self._conn.execute(
+            "INSERT INTO documents(source, sha256, mtime, size, kind, pages, meta) VALUES (?,?,?,?,?,?,?)",
+            (source, sha256, mtime, size, kind, pages, json.dumps(meta, ensure_ascii=False)),
+        )
+        self._dirty = True
+        return int(cur.lastrowid or 0)
+
+    def add_page(self, doc_id: int, page: int | None, text: str) -> None:
+        self._conn.execute(
+            "INSERT INTO pages(doc_id, page, text) VALUES (?,?,?)",
+            (doc_id, schema.WHOLE_FILE_PAGE if page is None else page, text),
+        )
+
+    def add_chunks(self, doc_id: int, rows: Sequence[tuple[int, int | None, int, int, str | None, str]], vectors: np.ndarray) -> None:
+        ids = schema.insert_chunks(self._conn, doc_id, rows, vectors)
+        if ids:
+            self._vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+            self._added.extend(ids)
+        self._dirty = True
+
+    def set_pages(self, doc_id: int, pages: int | None) -> None:
+        self._conn.execute("UPDATE documents SET pages = ? WHERE id = ?", (pages, doc_id))
+
+    def savepoint(self) -> None:
+        """Start a unit that :meth:`rollback_to_savepoint` can undo (one document)."""
+        self._apply_removals()
+        self._added = []
+        self._conn.execute("SAVEPOINT doc")
+
+    def release_savepoint(self) -> None:
+        self._conn.execute("RELEASE SAVEPOINT doc")
+        self._apply_removals()
+        self._added = []
+
+    def rollback_to_savepoint(self) -> None:
+        """Undo the current document: its SQLite rows and the vectors it added."""
+        self._conn.execute("ROLLBACK TO SAVEPOINT doc")
+        self._conn.execute("RELEASE SAVEPOINT doc")
+        if self._added:
+            self._vectors.remove_ids(faiss.IDSelectorBatch(np.asarray(self._added, dtype=np.int64)))
+        self._added = []
+        self._pending_removals = []  # the deletions were rolled back too
+
+    def _apply_removals(self) -> None:
+        for ids in self._pending_removals:
+            if len(ids):
+                self._vectors.remove_ids(faiss.IDSelectorBatch(ids))
+        self._pending_removals = []
+
+    def commit(self) -> None:
+        """Make every change since the last commit durable and visible, atomically."""
+        self._apply_removals()
+        now = _now()
+        schema.set_meta(self._conn, {"updated": now})
+        self._conn.execute("COMMIT")
+        tmp = self.directory / (VECTORS + ".tmp")
+        faiss.write_index(self._vectors, str(tmp))
+        os.chmod(tmp, 0o600)
+        _fsync_replace(tmp, self.directory / VECTORS)
+        self._write_manifest(now)
+        self._dirty = False
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _write_manifest(self, now: str) -> None:
+        c = self._conn
+        manifest = {
+            "schema": schema.SCHEMA_VERSION,
+            "embedder": {"id": self.meta["embedder_id"], "dim": self.dim, "normalized": True},
+            "chunking": json.loads(self.meta["chunking"]),
+            "domain": self.meta.get("domain", "general"),
+            "counts": {
+                "documents": c.execute("SELECT count(*) FROM documents").fetchone()[0],
+                "chunks": c.execute("SELECT count(*) FROM chunks").fetchone()[0],
+            },
+            "created": self.meta.get("created"),
+            "updated": now,
+        }
+        tmp = self.directory / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        _fsync_replace(tmp, self.directory / MANIFEST)
+
+    def close(self, *, commit: bool = True) -> None:
+        if self._conn is None:
+            return
+        try:
+            if commit and self._dirty:
+                self.commit()
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._conn.close()
+            self._conn = None  # type: ignore[assignment]
+            self._lock.release()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,97 @@
+"""Hybrid retrieval: dense (FAISS) + lexical (FTS5 BM25), fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from assistant.embedder import Embedder
+from assistant.index import ChunkRow, IndexStore
+from assistant.settings import RetrievalSettings
+from assistant.types import Hit
+
+Mode = Literal["hybrid", "dense", "lexical"]
+
+
+def rrf(rankings: Sequence[tuple[float, Sequence[int]]], k: int) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of ranked id lists, each with a weight. Best first."""
+    scores: dict[int, float] = {}
+    for weight, ids in rankings:
+        for rank, cid in enumerate(ids, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _overlaps(a: ChunkRow, b: ChunkRow) -> bool:
+    """Same place in the same document (overlapping windows) or the same text."""
+    if a.text == b.text:
+        return True
+    if a.source != b.source or a.page != b.page:
+        return False
+    inter = min(a.char_end, b.char_end) - max(a.char_start, b.char_start)
+    return inter > 0.5 * min(a.char_end - a.char_start, b.char_end - b.char_start)
+
+
+class Retriever:
+    """Finds the chunks of an index that best match a question."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        mode: Mode | None = None,
+        sources: Sequence[str] | None = None,
+        lexical_query: str | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` hits for ``query``, duplicates and overlapping windows collapsed.
+
+        Args:
+            query: the text to search for.
+            k: number of hits (default: settings).
+            mode: hybrid, dense or lexical (default: settings).
+            sources: glob patterns of sources to search in (default: settings).
+            lexical_query: a different text for BM25 (e.g. with expanded terms).
+        """
+        s = self.settings
+        k = k or s.k
+        mode = mode or s.mode
+        doc_ids = self.store.doc_ids_for(tuple(sources) if sources is not None else s.sources)
+        qvec = self.embedder.embed([query])[0]
+        n = max(s.candidates, k * 3)
+        rankings: list[tuple[float, list[int]]] = []
+        if mode in ("hybrid", "dense"):
+            rankings.append((s.dense_weight, [i for i, _ in self.store.dense_search(qvec, n, doc_ids)]))
+        if mode in ("hybrid", "lexical"):
+            lexical = self.store.lexical_search(lexical_query or query, n, doc_ids)
+            rankings.append((s.lexical_weight, [i for i, _ in lexical]))
+        fused = rrf(rankings, s.rrf_k)
+        rows = self.store.chunks([cid for cid, _ in fused[: n * 2]])
+        kept: list[tuple[ChunkRow, float]] = []
+        for cid, score in fused:
+            row = rows.get(cid)
+            if row is None or any(_overlaps(row, other) for other, _ in kept):
+                continue
+            kept.append((row, score))
+            if len(kept) == k:
+                break
+        sims = self._similarities(qvec, [r.id for r, _ in kept])
+        return [
+            Hit(chunk_id=r.id, source=r.source, page=r.page, text=r.text, score=score,
+                char_start=r.char_start, char_end=r.char_end, section=r.section,
+                doc_meta=r.doc_meta, similarity=sims.get(r.id))
+            for r, score in kept
+        ]
+
+    def _similarities(self, qvec: np.ndarray, ids: list[int]) -> dict[int, float]:
+        if not ids:
+            return {}
+        vecs = self.store.vectors(ids)
+        return {cid: float(v @ qvec) for cid, v in zip(ids, vecs, strict=True)}

@@ -1,0 +1,6 @@
+"""Ingestion: loaders, chunking and the pipeline that builds the local index."""
+
+from ingest.api import build_pipeline, ingest
+from ingest.pipeline import FileResult, IngestResult, Pipeline
+
+__all__ = ["FileResult", "IngestResult", "Pipeline", "build_pipeline", "ingest"]

@@ -1,0 +1,277 @@
+"""The ingestion pipeline: discover -> load -> chunk -> embed -> commit."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from assistant.embedder import Embedder
+from assistant.errors import IngestError
+from assistant.index import IndexWriter
+from assistant.types import Chunk
+from ingest.chunking import Chunker, ChunkerConfig
+from ingest.loaders import SUPPORTED_SUFFIXES, open_document
+
+log = logging.getLogger(__name__)
+
+Status = Literal["added", "updated", "unchanged", "failed", "skipped", "deleted"]
+EMBED_BLOCK = 256  # chunks per embedding call: enough to bucket by length, little memory
+COMMIT_EVERY_CHUNKS = 5000
+COMMIT_EVERY_S = 60.0
+MetadataHook = Callable[[str, str, dict[str, str]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one file."""
+
+    source: str
+    status: Status
+    pages: int | None = None
+    chunks: int = 0
+    reason: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The outcome of one ingestion run."""
+
+    index_dir: Path
+    files: tuple[FileResult, ...]
+    seconds: float
+    chunks_total: int = 0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def failed(self) -> tuple[FileResult, ...]:
+        return tuple(f for f in self.files if f.status == "failed")
+
+    @property
+    def ok(self) -> bool:
+        """True when every file made it (skipped files are not failures)."""
+        return not self.failed
+
+    @property
+    def pages(self) -> int:
+        return sum(f.pages or 0 for f in self.files if f.status in ("added", "updated"))
+
+    @property
+    def chunks(self) -> int:
+        return sum(f.chunks for f in self.files if f.status in ("added", "updated"))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: Path
+    source: str
+    explicit: bool  # named on the command line (vs found in a folder)
+
+
+@dataclass
+class _Progress:
+    on_file: Callable[[FileResult], None] = lambda r: None
+    on_chunks: Callable[[int], None] = lambda n: None
+    pending_chunks: int = 0
+    last_commit: float = field(default_factory=time.monotonic)
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Candidate], list[FileResult]]:
+    """Files to ingest under ``paths``, and the paths that are unusable.
+
+    A file's source is its path relative to the folder given (or its name when a
+    file is given), with ``/`` separators. Symlinked folders are not followed
+    (no loops); hidden files are ignored.
+    """
+    found: dict[str, Candidate] = {}
+    problems: list[FileResult] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    path = Path(dirpath) / name
+                    source = path.relative_to(root).as_posix()
+                    found.setdefault(source, Candidate(path, source, explicit=False))
+        elif root.exists() or root.is_symlink():
+            found.setdefault(root.name, Candidate(root, root.name, explicit=True))
+        else:
+            problems.append(FileResult(str(raw), "failed", reason="no such file or folder; check the path"))
+    return list(found.values()), problems
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Pipeline:
+    """Ingests files into one index with one embedder. Reusable across runs."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        chunker_config: ChunkerConfig = ChunkerConfig(),
+        domain: str = "general",
+        metadata_hook: MetadataHook | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.chunker = Chunker(embedder.count_tokens, embedder.max_tokens, chunker_config)
+        self.domain = domain
+        self.metadata_hook = metadata_hook
+
+    def _writer(self, index_dir: Path) -> IndexWriter:
+        cfg = self.chunker.config
+        return IndexWriter(
+            index_dir,
+            embedder_id=self.embedder.id,
+            dim=self.embedder.dim,
+            chunking={"chunk_tokens": cfg.chunk_tokens, "overlap_tokens": cfg.overlap_tokens},
+            domain=self.domain,
+        )
+
+    def run(
+        self,
+        paths: Sequence[str | Path],
+        index_dir: Path,
+        *,
+        prune: bool = False,
+        on_file: Callable[[FileResult], None] | None = None,
+        on_chunks: Callable[[int], None] | None = None,
+    ) -> IngestResult:
+        """Ingest ``paths`` (files or folders) into ``index_dir``.
+
+        A file that fails is rolled back and reported; the rest is committed.
+        """
+        started = time.monotonic()
+        candidates, results = discover(paths)
+        progress = _Progress(on_file or (lambda r: None), on_chunks or (lambda n: None))
+        for r in results:
+            progress.on_file(r)
+        with self._writer(index_dir) as writer:
+            for cand in candidates:
+                result = self._one(writer, cand, progress)
+                results.append(result)
+                progress.on_file(result)
+                self._maybe_commit(writer, progress)
+            if prune:
+                seen = {c.source for c in candidates}
+                for source in writer.sources():
+                    if source not in seen and writer.delete_document(source):
+                        results.append(FileResult(source, "deleted", reason="file is gone (--prune)"))
+            total = writer.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return IngestResult(Path(index_dir), tuple(results), time.monotonic() - started, total)
+
+    def delete(self, sources: Sequence[str], index_dir: Path) -> IngestResult:
+        """Remove documents by source from the index."""
+        started = time.monotonic()
+        results = []
+        with self._writer(index_dir) as writer:
+            for source in sources:
+                if writer.delete_document(source):
+                    results.append(FileResult(source, "deleted"))
+                else:
+                    results.append(FileResult(source, "failed", reason="not in the index; see `slm index list`"))
+        return IngestResult(Path(index_dir), tuple(results), time.monotonic() - started)
+
+    def _maybe_commit(self, writer: IndexWriter, progress: _Progress) -> None:
+        # Commit in batches: a crash loses at most the last batch, which a re-run redoes.
+        if progress.pending_chunks >= COMMIT_EVERY_CHUNKS or time.monotonic() - progress.last_commit > COMMIT_EVERY_S:
+            writer.commit()
+            progress.pending_chunks = 0
+            progress.last_commit = time.monotonic()
+
+    def _one(self, writer: IndexWriter, cand: Candidate, progress: _Progress) -> FileResult:
+        started = time.monotonic()
+        suffix = cand.path.suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES and not cand.explicit:
+            return FileResult(cand.source, "skipped", reason=f"unsupported file type '{suffix or 'none'}'")
+        try:
+            sha = file_sha256(cand.path) if cand.path.is_file() else ""
+        except OSError as exc:
+            return FileResult(cand.source, "failed", reason=f"cannot read file: {exc.strerror}; check its permissions")
+        previous = writer.document_sha(cand.source)
+        if sha and previous == sha:
+            return FileResult(cand.source, "unchanged")
+        writer.savepoint()
+        try:
+            pages, chunks = self._load_into(writer, cand, sha)
+        except IngestError as exc:
+            writer.rollback_to_savepoint()
+            return FileResult(cand.source, "failed", reason=exc.reason, seconds=time.monotonic() - started)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
+            writer.rollback_to_savepoint()
+            log.debug("unexpected failure on %s", cand.source, exc_info=True)
+            return FileResult(cand.source, "failed", reason=f"unexpected {type(exc).__name__}: {exc}",
+                              seconds=time.monotonic() - started)
+        except BaseException:
+            writer.rollback_to_savepoint()
+            raise
+        writer.release_savepoint()
+        progress.pending_chunks += chunks
+        status: Status = "updated" if previous else "added"
+        return FileResult(cand.source, status, pages, chunks, seconds=time.monotonic() - started)
+
+    def _load_into(self, writer: IndexWriter, cand: Candidate, sha: str) -> tuple[int | None, int]:
+        stat = cand.path.stat()
+        with open_document(cand.path, cand.source) as reader:
+            info = reader.info
+            meta: dict[str, Any] = dict(info.meta)
+            doc_id = writer.add_document(cand.source, sha256=sha, mtime=stat.st_mtime, size=stat.st_size,
+                                         kind=info.kind, pages=info.page_count, meta=meta)
+            self.chunker.reset()
+            buffer: list[Chunk] = []
+            n_chunks = 0
+            n_pages = 0
+            first_text = ""
+            for page in reader.pages():
+                n_pages += 1
+                if n_pages <= 2:
+                    first_text += page.text
+                writer.add_page(doc_id, page.number, page.text)
+                buffer.extend(self.chunker.split(page))
+                if len(buffer) >= EMBED_BLOCK:
+                    n_chunks += self._flush(writer, doc_id, buffer)
+                    buffer = []
+            n_chunks += self._flush(writer, doc_id, buffer)
+            if n_chunks == 0:
+                raise IngestError(cand.source, "no text to index (empty or whitespace only)")
+            if self.metadata_hook is not None:
+                extra = self.metadata_hook(cand.source, first_text, dict(info.meta))
+                if extra:
+                    writer.conn.execute("UPDATE documents SET meta = json_patch(meta, ?) WHERE id = ?",
+                                        (_json(extra), doc_id))
+        return info.page_count, n_chunks
+
+    def _flush(self, writer: IndexWriter, doc_id: int, chunks: list[Chunk]) -> int:
+        if not chunks:
+            return 0
+        vectors = self.embedder.embed([c.text for c in chunks])
+        writer.add_chunks(doc_id, [(c.ord, c.page, c.char_start, c.char_end, c.section, c.text) for c in chunks], vectors)
+        return len(chunks)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def iter_failures(result: IngestResult) -> Iterator[str]:
+    for f in result.failed:
+        yield f"{f.source}: {f.reason}"

@@ -1,0 +1,402 @@
+"""Tests for ingest.loaders. Every input file is generated here, in tmp_path."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assistant.errors import IngestError
+from assistant.types import Page
+from ingest import loaders
+from ingest.loaders import SUPPORTED_SUFFIXES, DocumentInfo, open_document
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+IMAGE = object()  # page spec: a page holding only an image, as a scan does
+
+
+# --- a minimal PDF writer, so no binary fixture is committed -----------------
+
+
+def _escape(s: str) -> bytes:
+    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").encode("latin-1")
+
+
+def make_pdf(pages: list[object], info: dict[str, str] | None = None) -> bytes:
+    """A valid PDF with one page per spec: str (text lines), IMAGE, or None (blank)."""
+    objs: list[bytes] = [b"", b"", b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"]
+    pixels = zlib.compress(bytes(range(0, 256, 4)))  # an 8x8 grey gradient
+    objs.append(b"<< /Type /XObject /Subtype /Image /Width 8 /Height 8 /ColorSpace /DeviceGray "
+                b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream" % (len(pixels), pixels))
+    kids = []
+    for spec in pages:
+        if spec is IMAGE:
+            content = b"q 400 0 0 400 100 200 cm /Im1 Do Q"
+        elif spec is None:
+            content = b""
+        else:
+            lines = b" T* ".join(b"(%s) Tj" % _escape(line) for line in str(spec).split("\n"))
+            content = b"BT /F1 11 Tf 14 TL 72 740 Td " + lines + b" ET"
+        objs.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                    b"/Resources << /Font << /F1 3 0 R >> /XObject << /Im1 4 0 R >> >> >>" % len(objs))
+        kids.append(b"%d 0 R" % len(objs))
+    objs[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
+    objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), len(kids))
+    trailer = b"/Size %d /Root 1 0 R" % (len(objs) + 1)
+    if info:
+        objs.append(b"<< " + b" ".join(b"/%s (%s)" % (k.encode(), _escape(v)) for k, v in info.items()) + b" >>")
+        trailer += b" /Info %d 0 R" % len(objs)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (i, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % o for o in offsets))
+    out.write(b"trailer\n<< %s >>\nstartxref\n%d\n%%%%EOF\n" % (trailer, xref))
+    return out.getvalue()
+
+
+def encrypt(pdf: bytes, user_password: str, algorithm: str = "RC4-128") -> bytes:
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(pdf)))
+    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm=algorithm)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def read_all(path: Path, source: str = "doc") -> tuple[DocumentInfo, list[Page]]:
+    with open_document(path, source) as reader:
+        return reader.info, list(reader.pages())
+
+
+def assert_ingest_error(path: Path, phrase: str, source: str = "the/source.pdf") -> IngestError:
+    """Opening and reading ``path`` must fail with ``phrase`` in a one-line reason."""
+    with pytest.raises(IngestError) as caught:
+        read_all(path, source)
+    err = caught.value
+    assert err.source == source
+    assert phrase in err.reason, err.reason
+    assert "\n" not in err.reason
+    return err
+
+
+PAGE_TEXTS = [f"Page {n} of the agreement.\nThe governing law is Texas, clause {n}." for n in (1, 2, 3)]
+
+
+# --- PDF happy paths -----------------------------------------------------------
+
+
+def test_pdf_pages_stream_with_1_based_numbers_and_text(tmp_path: Path) -> None:
+    info_dict = {"Title": "Supply Agreement", "Author": "ACME Legal", "CreationDate": "D:20230425161530-04'00'"}
+    path = write(tmp_path, "contract.pdf", make_pdf(list(PAGE_TEXTS), info=info_dict))
+    info, pages = read_all(path)
+    assert info == DocumentInfo("pdf", 3, {"title": "Supply Agreement", "author": "ACME Legal",
+                                           "created": "2023-04-25T16:15:30-04:00"})
+    assert [p.number for p in pages] == [1, 2, 3]
+    for page, expected in zip(pages, PAGE_TEXTS, strict=True):
+        assert page.text == expected  # lines joined by "\n", no "\r"
+
+
+def test_upper_case_suffix_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "REPORT.PDF", make_pdf(list(PAGE_TEXTS)))
+    assert read_all(path)[0].page_count == 3
+    assert read_all(write(tmp_path, "NOTES.TXT", "hello"))[1] == [Page(None, "hello")]
+
+
+def test_pypdf_fallback_when_pdfium_cannot_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pypdfium2
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise pypdfium2.PdfiumError("Failed to load document (PDFium: Data format error).")
+
+    monkeypatch.setattr(pypdfium2, "PdfDocument", refuse)
+    path = write(tmp_path, "a.pdf", make_pdf(list(PAGE_TEXTS), info={"Title": "T"}))
+    info, pages = read_all(path)
+    assert info.page_count == 3 and info.meta["title"] == "T"
+    assert [p.number for p in pages] == [1, 2, 3]
+    assert "governing law is Texas, clause 2" in pages[1].text
+
+
+def test_encrypted_pdf_with_empty_user_password_opens(tmp_path: Path) -> None:
+    path = write(tmp_path, "open.pdf", encrypt(make_pdf(list(PAGE_TEXTS)), user_password=""))
+    assert [p.text for p in read_all(path)[1]] == PAGE_TEXTS
+
+
+def test_aes_encrypted_pdf_with_empty_user_password_opens(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography", reason="pypdf needs cryptography to write AES")
+    path = write(tmp_path, "open.pdf", encrypt(make_pdf(list(PAGE_TEXTS)), "", algorithm="AES-256"))
+    assert [p.text for p in read_all(path)[1]] == PAGE_TEXTS
+
+
+def test_encrypted_pdf_needing_a_password_fails_clearly(tmp_path: Path) -> None:
+    path = write(tmp_path, "locked.pdf", encrypt(make_pdf(list(PAGE_TEXTS)), user_password="s3cret"))
+    assert_ingest_error(path, "encrypted PDF: needs a password; remove the protection")
+
+
+# --- PDF failures ----------------------------------------------------------------
+
+
+def test_binary_junk_named_pdf(tmp_path: Path) -> None:
+    err = assert_ingest_error(write(tmp_path, "junk.pdf", os.urandom(4096)), "not a valid PDF (")
+    assert "re-export or re-download it" in err.reason
+
+
+def test_truncated_pdf(tmp_path: Path) -> None:
+    data = make_pdf(list(PAGE_TEXTS))
+    assert_ingest_error(write(tmp_path, "cut.pdf", data[: len(data) // 2]), "not a valid PDF (truncated")
+
+
+def test_corrupt_pdf_body(tmp_path: Path) -> None:
+    data = b"%PDF-1.7\n" + os.urandom(3000) + b"\nstartxref\n12\n%%EOF\n"
+    assert_ingest_error(write(tmp_path, "bad.pdf", data), "not a valid PDF (")
+
+
+@pytest.mark.parametrize("spec", [[IMAGE, IMAGE], [None], [IMAGE, None, "7"]], ids=["images", "blank", "stamp"])
+def test_scanned_pdf_has_no_text_layer(tmp_path: Path, spec: list[object]) -> None:
+    err = assert_ingest_error(write(tmp_path, "scan.pdf", make_pdf(spec)), "scanned / no text layer")
+    assert "run OCR (e.g. ocrmypdf) first" in err.reason
+
+
+def test_no_text_layer_is_raised_only_after_every_page_was_yielded(tmp_path: Path) -> None:
+    with open_document(write(tmp_path, "scan.pdf", make_pdf([IMAGE, IMAGE, IMAGE])), "s") as reader:
+        pages = reader.pages()
+        assert [next(pages).number for _ in range(3)] == [1, 2, 3]
+        with pytest.raises(IngestError, match="no text layer"):
+            next(pages)
+
+
+def test_a_page_that_fails_to_extract_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pypdfium2
+
+    original = pypdfium2.PdfPage.get_textpage
+    calls = []
+
+    def flaky(self: pypdfium2.PdfPage) -> pypdfium2.PdfTextPage:
+        calls.append(1)
+        if len(calls) == 2:
+            raise pypdfium2.PdfiumError("Failed to load text page.")
+        return original(self)
+
+    monkeypatch.setattr(pypdfium2.PdfPage, "get_textpage", flaky)
+    err = assert_ingest_error(write(tmp_path, "a.pdf", make_pdf(list(PAGE_TEXTS))), "page 2: text extraction failed")
+    assert "Failed to load text page" in err.reason
+
+
+def test_long_pdf_streams_in_bounded_memory(tmp_path: Path) -> None:
+    body = "\n".join(f"Line {i} of a long filing with numbers 1,234.56 and words." for i in range(40))
+    path = write(tmp_path, "long.pdf", make_pdf([body] * 2000))
+
+    def rss_bytes() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    before, peak, count = rss_bytes(), 0, 0
+    with open_document(path, "long.pdf") as reader:
+        for page in reader.pages():
+            count += 1
+            assert page.number == count
+            if count % 100 == 0:
+                peak = max(peak, rss_bytes())
+    assert count == 2000
+    assert peak - before < 200 * 2**20
+
+
+@pytest.mark.skipif(not (SHARED / "finance" / "sec-10q").is_dir(), reason="shared corpora not present")
+@pytest.mark.parametrize("name", ["2023 Q1 MSFT.pdf", "2023 Q2 MSFT.pdf"])
+def test_real_msft_10q_filings_open(name: str) -> None:
+    # pypdf raises LimitReachedError on these two filings; PDFium must read them.
+    info, pages = read_all(SHARED / "finance" / "sec-10q" / name, name)
+    assert info.page_count == len(pages) > 10
+    assert any("Microsoft" in p.text for p in pages)
+    assert all("\r" not in p.text and "\x00" not in p.text for p in pages)
+
+
+# --- text and markdown ---------------------------------------------------------------
+
+
+def test_text_is_exactly_what_open_read_returns(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.txt", "Title\r\nline two\rline three\n\tindented\u2028 é\r\n")
+    _, pages = read_all(path)
+    assert pages == [Page(None, open(path, encoding="utf-8").read())]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1).filter(str.strip))
+def test_text_offsets_match_open_read_for_any_text(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, "h.txt", text)
+    assert read_all(path)[1][0].text == open(path, encoding="utf-8").read()
+
+
+def test_utf8_bom_is_accepted_and_stripped(tmp_path: Path) -> None:
+    path = write(tmp_path, "bom.txt", b"\xef\xbb\xbfhello\r\nworld")
+    assert read_all(path)[1] == [Page(None, "hello\nworld")]
+
+
+@pytest.mark.parametrize(("data", "byte"), [(b"caf\xe9 au lait", 3), (b"\xef\xbb\xbfok \xff", 6)])
+def test_non_utf8_text_names_the_byte(tmp_path: Path, data: bytes, byte: int) -> None:
+    assert_ingest_error(write(tmp_path, "latin1.txt", data), f"not valid UTF-8 at byte {byte}; re-save it as UTF-8")
+
+
+def test_utf16_and_nul_bytes_are_rejected(tmp_path: Path) -> None:
+    assert_ingest_error(write(tmp_path, "u16.txt", "hi there".encode("utf-16")), "UTF-16")
+    assert_ingest_error(write(tmp_path, "u16le.txt", "hi there".encode("utf-16-le")), "NUL byte")
+
+
+def test_markdown_keeps_raw_markdown(tmp_path: Path) -> None:
+    text = "# Dosage\n\nTake **two** tablets.\n\n## Warnings\n- Not for children\n"
+    info, pages = read_all(write(tmp_path, "notes.markdown", text))
+    assert info == DocumentInfo("markdown", None, {})
+    assert pages == [Page(None, text)]
+    assert read_all(write(tmp_path, "n.md", text))[0].kind == "markdown"
+
+
+# --- HTML and DOCX -------------------------------------------------------------------
+
+
+def test_html_visible_text_blocks_and_title(tmp_path: Path) -> None:
+    html = """<!doctype html><html><head><title> Trial
+      Protocol </title><style>p {color: red}</style><script>var x = "hidden";</script></head>
+      <body><h1>Study  design</h1><p>Patients receive <b>10 mg</b> daily.<br>Twice a week.</p>
+      <noscript>enable JS</noscript><table><tr><th>Arm</th><th>Dose</th></tr><tr><td>A</td><td>5&nbsp;mg</td></tr></table>
+      <ul><li>one</li><li>two</li></ul></body></html>"""
+    info, pages = read_all(write(tmp_path, "p.htm", html))
+    assert info == DocumentInfo("html", None, {"title": "Trial Protocol"})
+    assert pages[0].text.split("\n") == [
+        "Study design", "Patients receive 10 mg daily.", "Twice a week.", "Arm Dose", "A 5 mg", "one", "two",
+    ]
+
+
+def test_html_without_visible_text_and_binary_html(tmp_path: Path) -> None:
+    assert_ingest_error(write(tmp_path, "spa.html", "<html><script>app()</script></html>"), "no text")
+    assert_ingest_error(write(tmp_path, "bin.html", b"\x00\x01\x02" * 100), "binary data, not HTML")
+
+
+def test_docx_paragraphs_headings_tables_and_core_properties(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Indemnification", level=1)
+    document.add_paragraph("The Supplier shall indemnify the Buyer.")
+    table = document.add_table(rows=2, cols=3)
+    table.cell(0, 0).merge(table.cell(0, 1)).text = "Party"
+    table.cell(0, 2).text = "Cap"
+    for col, value in enumerate(["Supplier", "Buyer", "$1M"]):
+        table.cell(1, col).text = value
+    document.add_paragraph("Signed.")
+    document.core_properties.title = "MSA"
+    document.core_properties.author = "Counsel"
+    document.core_properties.subject = ""
+    path = tmp_path / "msa.DOCX"
+    document.save(str(path))
+    info, pages = read_all(path)
+    assert info.kind == "docx" and info.page_count is None
+    assert info.meta["title"] == "MSA" and info.meta["author"] == "Counsel" and "subject" not in info.meta
+    assert pages == [Page(None, "Indemnification\nThe Supplier shall indemnify the Buyer.\nParty\tCap\n"
+                                "Supplier\tBuyer\t$1M\nSigned.")]
+
+
+def test_bad_docx(tmp_path: Path) -> None:
+    assert_ingest_error(write(tmp_path, "x.docx", os.urandom(2000)), "not a valid DOCX (")
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1000)
+    assert_ingest_error(write(tmp_path, "locked.docx", ole), "encrypted DOCX or legacy .doc")
+
+
+# --- file-level failures -----------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_ingest_error(tmp_path / "nope.pdf", "file not found")
+
+
+def test_directory(tmp_path: Path) -> None:
+    (tmp_path / "folder.pdf").mkdir()
+    assert_ingest_error(tmp_path / "folder.pdf", "is a directory")
+
+
+def test_fifo_is_not_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    assert_ingest_error(tmp_path / "pipe.txt", "not a regular file")
+
+
+def test_pdfium_hyphen_marker_becomes_a_hyphen() -> None:
+    assert loaders._clean("forward\ufffelooking\r\nnext") == "forward-looking\nnext"
+
+
+@pytest.mark.parametrize("name", ["empty.pdf", "empty.txt", "empty.docx", "empty.html"])
+def test_zero_byte_file(tmp_path: Path, name: str) -> None:
+    assert_ingest_error(write(tmp_path, name, b""), "empty file (0 bytes)")
+
+
+@pytest.mark.parametrize("name", ["sheet.xlsx", "Makefile", "archive.pdf.gz"])
+def test_unsupported_extension_lists_supported_ones(tmp_path: Path, name: str) -> None:
+    err = assert_ingest_error(write(tmp_path, name, b"data"), "unsupported file type")
+    assert all(suffix in err.reason for suffix in SUPPORTED_SUFFIXES)
+
+
+@contextmanager
+def unprivileged() -> Iterator[None]:
+    """Drop the effective uid when running as root, where chmod 000 stops nothing."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)  # nobody; the real uid stays 0, so it can be restored
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_unreadable_file() -> None:
+    # pytest's tmp_path lives under a 0700 folder "nobody" cannot enter; to fail on
+    # the file itself (not on a folder) it must sit in a folder anyone can search.
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    path = write(folder, "secret.txt", "classified")
+    path.chmod(0)
+    try:
+        with unprivileged():
+            assert_ingest_error(path, "cannot open the file (Permission denied)")
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_unreadable_folder(tmp_path: Path) -> None:
+    path = write(tmp_path, "secret.txt", "classified")
+    tmp_path.chmod(0)
+    try:
+        with unprivileged():
+            assert_ingest_error(path, "permission denied")
+    finally:
+        tmp_path.chmod(0o755)
+
+
+def test_pdf_date_parsing() -> None:
+    assert loaders._pdf_date("D:2023") == "2023-01-01"
+    assert loaders._pdf_date("D:20230425161530Z") == "2023-04-25T16:15:30Z"
+    assert loaders._pdf_date("D:20230425161530+05'30") == "2023-04-25T16:15:30+05:30"
+    assert loaders._pdf_date("April 2023") == "April 2023"
+
+
+def test_clean_drops_control_characters_but_keeps_tabs_and_newlines() -> None:
+    assert loaders._clean("a\x00b\x0cc\td\r\ne\rf\x1b") == "abc\td\ne\nf"

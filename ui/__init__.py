@@ -1,0 +1,1 @@
+"""The Streamlit chat (``slm ui``). Calls only the public API of assistant and ingest."""
