@@ -29,7 +29,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 ingest: install
-	$(BIN)/slm ingest data --index $(INDEX)
+	$(BIN)/slm ingest data/legal data/finance data/medical --index $(INDEX)
 
 ask: install
 	$(BIN)/slm ask "$(QUESTION)" --index $(INDEX)

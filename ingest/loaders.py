@@ -227,7 +227,7 @@ def _read_html(path: Path, source: str) -> tuple[str, dict[str, str]]:
     for br in soup.find_all("br"):
         br.replace_with("\n")
     for cell in soup.find_all(["td", "th"]):
-        cell.insert_after("\t")
+        cell.insert_after(" ")  # keep "<td>A</td><td>B</td>" from reading as "AB"
     for tag in soup.find_all(_BLOCK_TAGS):
         tag.insert_before("\n")
         tag.insert_after("\n")
@@ -369,7 +369,9 @@ def _open_pypdf(path: Path, source: str, pdfium_error: str) -> DocumentReader:
 class _PdfReader(DocumentReader):
     """Streams pages through ``page_text(index)``, whichever parser provides it."""
 
-    def __init__(self, source: str, info: DocumentInfo, page_text: Callable[[int], str], close: Callable[[], None]):
+    def __init__(
+        self, source: str, info: DocumentInfo, page_text: Callable[[int], str], close: Callable[[], None]
+    ) -> None:
         super().__init__(source, info)
         if not info.page_count:
             close()
@@ -386,7 +388,7 @@ class _PdfReader(DocumentReader):
             except Exception as e:  # parsers raise many types; name the page either way
                 reason = f"page {number}: text extraction failed ({type(e).__name__}: {e}); {_PDF_FIX}"
                 raise IngestError(self.source, reason) from None
-            chars += sum(not c.isspace() for c in text)
+            chars += sum(map(len, text.split()))  # non-blank characters, counted in C
             yield Page(number=number, text=text)
         # Decided after the last page, so a streaming caller needs no second pass;
         # the pipeline rolls the document back on this error like on any other.

@@ -172,6 +172,10 @@ def test_corrupt_pdf_body(tmp_path: Path) -> None:
     assert_ingest_error(write(tmp_path, "bad.pdf", data), "not a valid PDF (")
 
 
+def test_pdf_without_pages(tmp_path: Path) -> None:
+    assert_ingest_error(write(tmp_path, "none.pdf", make_pdf([])), "not a valid PDF (it has no pages)")
+
+
 @pytest.mark.parametrize("spec", [[IMAGE, IMAGE], [None], [IMAGE, None, "7"]], ids=["images", "blank", "stamp"])
 def test_scanned_pdf_has_no_text_layer(tmp_path: Path, spec: list[object]) -> None:
     err = assert_ingest_error(write(tmp_path, "scan.pdf", make_pdf(spec)), "scanned / no text layer")
@@ -219,7 +223,7 @@ def test_long_pdf_streams_in_bounded_memory(tmp_path: Path) -> None:
             if count % 100 == 0:
                 peak = max(peak, rss_bytes())
     assert count == 2000
-    assert peak - before < 200 * 2**20
+    assert peak - before < 100 * 2**20  # measured: ~7 MB
 
 
 @pytest.mark.skipif(not (SHARED / "finance" / "sec-10q").is_dir(), reason="shared corpora not present")
