@@ -34,6 +34,8 @@ class DomainPack:
         separators: chunk split points, strongest first (None: the default).
         heading_patterns: regexes for lines that open a section (None: default).
         extract_metadata: hook(source, first pages text, file metadata) -> metadata.
+        focus: questions usually name their document (a contract, a filing), so
+            retrieval ranks the named documents' passages first.
     """
 
     name: str
@@ -45,6 +47,7 @@ class DomainPack:
     separators: tuple[str, ...] | None = None
     heading_patterns: tuple[str, ...] | None = None
     extract_metadata: MetadataExtractor | None = None
+    focus: bool = False
 
     def expand_query(self, question: str) -> str:
         """The question plus the expansions of abbreviations it contains."""
@@ -70,7 +73,8 @@ def pack_from_toml(path: Path) -> DomainPack:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read domain file {path}: {exc}") from None
-    allowed = {"name", "title", "system_prompt", "abstention", "disclaimer", "expansions", "separators", "heading_patterns"}
+    allowed = {"name", "title", "system_prompt", "abstention", "disclaimer", "expansions", "separators",
+               "heading_patterns", "focus"}
     unknown = set(data) - allowed
     if unknown:
         raise ConfigError(f"domain file {path}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")

@@ -49,7 +49,7 @@ class Assistant:
         self.embedder = embedder
         self.domain = domain
         self._llm = llm
-        self.retriever = Retriever(store, embedder, self.settings.retrieval)
+        self.retriever = Retriever(store, embedder, self.settings.retrieval, focus=domain.focus)
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -141,7 +141,7 @@ class Assistant:
         query = self._search_query(question, history)
         qvec = self.embedder.embed([query])[0]
         hits = self.retriever.search(query, k, mode=mode, sources=sources,
-                                     lexical_query=self.domain.expand_query(query))
+                                     lexical_query=self.domain.expand_query(query), query_vector=qvec)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         yield Evidence(tuple(hits), retrieval_ms)
         best = max((h.similarity or 0.0 for h in hits), default=0.0)

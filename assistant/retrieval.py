@@ -37,10 +37,11 @@ def _overlaps(a: ChunkRow, b: ChunkRow) -> bool:
 class Retriever:
     """Finds the chunks of an index that best match a question."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings) -> None:
+    def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings, *, focus: bool = False) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
+        self.focus = settings.focus if settings.focus is not None else focus
 
     def search(
         self,
@@ -50,6 +51,7 @@ class Retriever:
         mode: Mode | None = None,
         sources: Sequence[str] | None = None,
         lexical_query: str | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> list[Hit]:
         """Top-``k`` hits for ``query``, duplicates and overlapping windows collapsed.
 
@@ -59,12 +61,13 @@ class Retriever:
             mode: hybrid, dense or lexical (default: settings).
             sources: glob patterns of sources to search in (default: settings).
             lexical_query: a different text for BM25 (e.g. with expanded terms).
+            query_vector: the embedded ``query``, when the caller has it already.
         """
         s = self.settings
         k = k or s.k
         mode = mode or s.mode
         doc_ids = self.store.doc_ids_for(tuple(sources) if sources is not None else s.sources)
-        qvec = self.embedder.embed([query])[0]
+        qvec = self.embedder.embed([query])[0] if query_vector is None else query_vector
         n = max(s.candidates, k * 3)
         rankings: list[tuple[float, list[int]]] = []
         if mode in ("hybrid", "dense"):
@@ -73,6 +76,13 @@ class Retriever:
             lexical = self.store.lexical_search(lexical_query or query, n, doc_ids)
             rankings.append((s.lexical_weight, [i for i, _ in lexical]))
         fused = rrf(rankings, s.rrf_k)
+        named = self.named_documents(lexical_query or query) if self.focus and doc_ids is None else None
+        if named:
+            # The question names its document(s): their best passages come first.
+            dense = [i for i, _ in self.store.dense_search(qvec, n, named)] if mode != "lexical" else []
+            lexical = [i for i, _ in self.store.lexical_search(lexical_query or query, n, named)] if mode != "dense" else []
+            focused = rrf([(s.dense_weight, dense), (s.lexical_weight, lexical)], s.rrf_k)[:k]
+            fused = focused + [f for f in fused if f[0] not in {cid for cid, _ in focused}]
         rows = self.store.chunks([cid for cid, _ in fused[: n * 2]])
         kept: list[tuple[ChunkRow, float]] = []
         for cid, score in fused:
@@ -89,6 +99,24 @@ class Retriever:
                 doc_meta=r.doc_meta, similarity=sims.get(r.id))
             for r, score in kept
         ]
+
+    def named_documents(self, query: str) -> list[int] | None:
+        """Ids of the documents the question names, or None when it names none clearly.
+
+        Documents are matched by BM25 over their heads (path words, metadata,
+        opening text). The best and any close second (within ``focus_ratio``) are
+        named when the next one trails clearly (below ``focus_margin``).
+        """
+        s = self.settings
+        docs = self.store.document_search(query, s.focus_max_docs + 2)
+        if not docs or docs[0][1] <= 0:
+            return None
+        best = docs[0][1]
+        named = [d for d, score in docs if score >= s.focus_ratio * best]
+        if len(named) > s.focus_max_docs:
+            return None
+        following = docs[len(named)][1] if len(docs) > len(named) else 0.0
+        return named if following < s.focus_margin * best else None
 
     def _similarities(self, qvec: np.ndarray, ids: list[int]) -> dict[int, float]:
         if not ids:

@@ -62,6 +62,10 @@ class RetrievalSettings(_Section):
     lexical_weight: float = Field(1.0, ge=0.0)
     rrf_k: int = Field(60, ge=1)
     sources: tuple[str, ...] = Field((), description="only search these sources (glob patterns)")
+    focus: bool | None = Field(None, description="when the question names documents, rank their passages first (default: the domain decides)")
+    focus_ratio: float = Field(0.8, gt=0.0, le=1.0, description="documents scoring this share of the best are named too")
+    focus_margin: float = Field(0.7, gt=0.0, le=1.0, description="focus only if the next document scores below this share")
+    focus_max_docs: int = Field(4, ge=1)
 
 
 class AnswerSettings(_Section):

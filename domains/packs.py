@@ -19,6 +19,7 @@ LEGAL = DomainPack(
     separators=legal.SEPARATORS,
     heading_patterns=legal.HEADINGS,
     extract_metadata=legal.extract_metadata,
+    focus=True,
 )
 
 FINANCE = DomainPack(
@@ -33,6 +34,7 @@ FINANCE = DomainPack(
     separators=finance.SEPARATORS,
     heading_patterns=finance.HEADINGS,
     extract_metadata=finance.extract_metadata,
+    focus=True,
 )
 
 MEDICAL = DomainPack(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +26,7 @@ Status = Literal["added", "updated", "unchanged", "failed", "skipped", "deleted"
 EMBED_BLOCK = 256  # chunks per embedding call: enough to bucket by length, little memory
 COMMIT_EVERY_CHUNKS = 5000
 COMMIT_EVERY_S = 60.0
+HEAD_CHARS = 600  # opening text kept for document search: title block, parties, cover page
 MetadataHook = Callable[[str, str, dict[str, str]], dict[str, Any]]
 
 
@@ -141,7 +144,8 @@ class Pipeline:
             index_dir,
             embedder_id=self.embedder.id,
             dim=self.embedder.dim,
-            chunking={"chunk_tokens": cfg.chunk_tokens, "overlap_tokens": cfg.overlap_tokens},
+            chunking={"chunk_tokens": cfg.chunk_tokens, "overlap_tokens": cfg.overlap_tokens,
+                      "rules": hashlib.sha1(repr((cfg.separators, cfg.heading_patterns)).encode()).hexdigest()[:12]},
             domain=self.domain,
         )
 
@@ -169,11 +173,13 @@ class Pipeline:
                 results.append(result)
                 progress.on_file(result)
                 self._maybe_commit(writer, progress)
+            seen = {c.source for c in candidates}
             if prune:
-                seen = {c.source for c in candidates}
                 for source in writer.sources():
                     if source not in seen and writer.delete_document(source):
                         results.append(FileResult(source, "deleted", reason="file is gone (--prune)"))
+            if writer.rechunk and set(writer.sources()) <= seen:
+                writer.record_chunking()  # every document was re-cut with the new settings
             total = writer.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return IngestResult(Path(index_dir), tuple(results), time.monotonic() - started, total)
 
@@ -206,7 +212,7 @@ class Pipeline:
         except OSError as exc:
             return FileResult(cand.source, "failed", reason=f"cannot read file: {exc.strerror}; check its permissions")
         previous = writer.document_sha(cand.source)
-        if sha and previous == sha:
+        if sha and previous == sha and not writer.rechunk:
             return FileResult(cand.source, "unchanged")
         writer.savepoint()
         try:
@@ -252,10 +258,9 @@ class Pipeline:
             if n_chunks == 0:
                 raise IngestError(cand.source, "no text to index (empty or whitespace only)")
             if self.metadata_hook is not None:
-                extra = self.metadata_hook(cand.source, first_text, dict(info.meta))
-                if extra:
-                    writer.conn.execute("UPDATE documents SET meta = json_patch(meta, ?) WHERE id = ?",
-                                        (_json(extra), doc_id))
+                meta.update(self.metadata_hook(cand.source, first_text, dict(info.meta)) or {})
+                writer.conn.execute("UPDATE documents SET meta = ? WHERE id = ?", (json.dumps(meta, ensure_ascii=False), doc_id))
+            writer.set_document_head(doc_id, document_head(cand.source, meta, first_text))
         return info.page_count, n_chunks
 
     def _flush(self, writer: IndexWriter, doc_id: int, chunks: list[Chunk]) -> int:
@@ -266,12 +271,12 @@ class Pipeline:
         return len(chunks)
 
 
-def _json(value: Any) -> str:
-    import json
+def document_head(source: str, meta: dict[str, Any], first_text: str) -> str:
+    """What names a document: its path words, metadata values and opening text.
 
-    return json.dumps(value, ensure_ascii=False)
-
-
-def iter_failures(result: IngestResult) -> Iterator[str]:
-    for f in result.failed:
-        yield f"{f.source}: {f.reason}"
+    Questions often name their document ("In Apple's Q2 2023 10-Q", "the
+    distributor agreement between Peregrine and Neon"); retrieval matches them here.
+    """
+    name = " ".join(w for w in re.split(r"[\W_]+", source) if w)
+    values = " ".join(str(v) for v in meta.values() if isinstance(v, str | int | float))
+    return f"{name}\n{values}\n{first_text[:HEAD_CHARS]}"

@@ -50,6 +50,12 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     text, section, content='chunks', content_rowid='id',
     tokenize='porter unicode61 remove_diacritics 2'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
+    head, tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS documents_ad AFTER DELETE ON documents BEGIN
+    DELETE FROM docs_fts WHERE rowid = old.id;
+END;
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text, section) VALUES (new.id, new.text, coalesce(new.section, ''));
 END;
@@ -129,6 +135,15 @@ def lexical_search(conn: sqlite3.Connection, text: str, n: int, doc_ids: Sequenc
     return [(int(r), float(s)) for r, s in conn.execute(sql, args)]
 
 
+def document_search(conn: sqlite3.Connection, text: str, n: int) -> list[tuple[int, float]]:
+    """BM25 over document heads (name, metadata, opening text). (doc_id, score), best first."""
+    query = fts_query(text)
+    if query is None:
+        return []
+    sql = "SELECT rowid, -bm25(docs_fts) FROM docs_fts WHERE docs_fts MATCH ? ORDER BY bm25(docs_fts) LIMIT ?"
+    return [(int(r), float(s)) for r, s in conn.execute(sql, (query, n))]
+
+
 def chunk_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, ChunkRow]:
     if not ids:
         return {}
@@ -140,6 +155,14 @@ def chunk_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, ChunkR
     return {
         r[0]: ChunkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows
     }
+
+
+def chunk_ids_of(conn: sqlite3.Connection, doc_ids: Sequence[int]) -> np.ndarray:
+    """Chunk ids of some documents."""
+    if not doc_ids:
+        return np.zeros(0, dtype=np.int64)
+    sql = f"SELECT id FROM chunks WHERE doc_id IN ({','.join('?' * len(doc_ids))})"
+    return np.asarray([r[0] for r in conn.execute(sql, list(doc_ids))], dtype=np.int64)
 
 
 def vectors_for(conn: sqlite3.Connection, doc_ids: Sequence[int] | None, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -77,7 +77,19 @@ class IndexStore:
                 f"no index at {directory}; build one with `slm ingest PATH --index {directory}`"
             )
         conn = schema.connect(db, readonly=True)
-        meta = schema.get_meta(conn)
+        try:
+            meta = schema.get_meta(conn)
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                conn.close()
+                raise
+            meta = {}  # killed while the first ingest was creating the tables
+        if not meta:
+            conn.close()
+            raise IndexNotFound(
+                f"the index at {directory} was never completed (its first ingest was interrupted); "
+                f"run `slm ingest PATH --index {directory}` again"
+            )
         check_compatible(directory, meta, embedder_id, dim)
         vectors = load_vectors(directory, conn, int(meta["embedder_dim"]))
         return cls(directory, conn, vectors, meta)
@@ -107,13 +119,12 @@ class IndexStore:
                 return []
             scores, ids = self._vectors.search(query, min(n, self._vectors.ntotal))
             return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        # A source filter usually selects few documents: exact search over their vectors.
-        ids_arr, vecs = schema.vectors_for(self._conn, doc_ids, self.dim)
-        if not len(ids_arr):
+        ids = schema.chunk_ids_of(self._conn, doc_ids)
+        if not len(ids):
             return []
-        sims = vecs @ query[0]
-        top = np.argsort(-sims)[:n]
-        return [(int(ids_arr[i]), float(sims[i])) for i in top]
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
+        scores, found = self._vectors.search(query, min(n, len(ids)), params=params)
+        return [(int(i), float(s)) for i, s in zip(found[0], scores[0], strict=True) if i >= 0]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored (unit) vectors of some chunks, in the order given."""
@@ -123,6 +134,12 @@ class IndexStore:
 
     def lexical_search(self, text: str, n: int, doc_ids: Sequence[int] | None = None) -> list[tuple[int, float]]:
         return schema.lexical_search(self._conn, text, n, doc_ids)
+
+    def document_search(self, text: str, n: int) -> list[tuple[int, float]]:
+        return schema.document_search(self._conn, text, n)
+
+    def source_ids(self) -> dict[str, int]:
+        return dict(self._conn.execute("SELECT source, id FROM documents"))
 
     def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         return schema.chunk_rows(self._conn, ids)
@@ -209,25 +226,36 @@ class IndexWriter:
         for stale in self.directory.glob("*.tmp"):
             stale.unlink()
         db = self.directory / SQLITE
-        new = not db.exists()
         self._conn = schema.connect(db)
-        os.chmod(db, 0o600)
-        meta = schema.get_meta(self._conn)
-        if new or not meta:
-            now = _now()
-            meta = {
-                "schema": str(schema.SCHEMA_VERSION), "embedder_id": embedder_id, "embedder_dim": str(dim),
-                "normalized": "true", "chunking": json.dumps(chunking, sort_keys=True), "domain": domain,
-                "created": now, "updated": now,
-            }
-            schema.set_meta(self._conn, meta)
-        check_compatible(self.directory, meta, embedder_id, dim)
-        self.meta = meta
-        self.dim = dim
-        self._vectors = load_vectors(self.directory, self._conn, dim)
+        try:
+            os.chmod(db, 0o600)
+            # The metadata goes in one transaction: a SIGKILL while an index is being
+            # created must not leave some keys written and others missing (autocommit
+            # did, and every later ingest then failed on the missing key).
+            self._conn.execute("BEGIN IMMEDIATE")
+            meta = schema.get_meta(self._conn)
+            new = not meta  # a new index, or one whose creation was interrupted
+            if new:
+                now = _now()
+                meta = {
+                    "schema": str(schema.SCHEMA_VERSION), "embedder_id": embedder_id, "embedder_dim": str(dim),
+                    "normalized": "true", "chunking": json.dumps(chunking, sort_keys=True), "domain": domain,
+                    "created": now, "updated": now,
+                }
+                schema.set_meta(self._conn, meta)
+            check_compatible(self.directory, meta, embedder_id, dim)
+            self.meta = meta
+            self._chunking = {"chunking": json.dumps(chunking, sort_keys=True), "domain": domain}
+            # Documents were cut with other settings: unchanged files must be re-chunked.
+            self.rechunk = any(meta.get(k) != v for k, v in self._chunking.items())
+            self.dim = dim
+            self._vectors = load_vectors(self.directory, self._conn, dim)
+        except BaseException:
+            self._conn.close()  # rolls back; and the lock must not outlive a failed open
+            self._lock.release()
+            raise
         self._pending_removals: list[np.ndarray] = []
         self._added: list[int] = []
-        self._conn.execute("BEGIN IMMEDIATE")
         self._dirty = False
         if new:
             self.commit()
@@ -283,8 +311,15 @@ class IndexWriter:
             self._added.extend(ids)
         self._dirty = True
 
-    def set_pages(self, doc_id: int, pages: int | None) -> None:
-        self._conn.execute("UPDATE documents SET pages = ? WHERE id = ?", (pages, doc_id))
+    def record_chunking(self) -> None:
+        """Note in the index that every document now follows this writer's chunking."""
+        schema.set_meta(self._conn, self._chunking)
+        self.meta.update(self._chunking)
+        self.rechunk = False
+
+    def set_document_head(self, doc_id: int, head: str) -> None:
+        """The text that names a document (file name, metadata, opening lines), for document search."""
+        self._conn.execute("INSERT INTO docs_fts(rowid, head) VALUES (?, ?)", (doc_id, head))
 
     def savepoint(self) -> None:
         """Start a unit that :meth:`rollback_to_savepoint` can undo (one document)."""

@@ -114,3 +114,25 @@ def test_domain_from_toml(tmp_path):
     f.write_text('colour = "red"\n')
     with pytest.raises(ConfigError, match="unknown keys"):
         load_domain(str(f))
+
+
+def test_question_naming_a_document_is_focused_on_it(fake_pipeline, tmp_path, fake_embedder):
+    corpus = tmp_path / "contracts"
+    corpus.mkdir()
+    clause = "This Agreement shall be governed by the laws of the State of {state}. Payment is due in {days} days."
+    (corpus / "acme-supply-agreement.txt").write_text(
+        "ACME SUPPLY AGREEMENT between Acme Corp and Buyer Inc.\n\n" + clause.format(state="Texas", days=30)
+        + " The governing law clause of this agreement is final.", encoding="utf-8")
+    (corpus / "globex-license-agreement.txt").write_text(
+        "GLOBEX LICENSE AGREEMENT between Globex Ltd and Initech LLC.\n\n" + clause.format(state="Ohio", days=60),
+        encoding="utf-8")
+    index = tmp_path / "cidx"
+    fake_pipeline.run([corpus], index)
+    question = "In the Globex license agreement with Initech, what is the governing law clause?"
+    store = IndexStore.open(index, embedder_id=fake_embedder.id, dim=fake_embedder.dim)
+    legal = Assistant(store=store, embedder=fake_embedder, domain=load_domain("legal"), llm=FakeLLM())
+    assert legal.retriever.named_documents(question) == [store.source_ids()["globex-license-agreement.txt"]]
+    assert legal.retrieve(question, k=1)[0].source == "globex-license-agreement.txt"
+    general = Assistant(store=store, embedder=fake_embedder, domain=GENERAL, llm=FakeLLM())
+    assert general.retriever.focus is False
+    assert legal.retrieve("What is the boiling point of water?", k=1)  # names no document: no focus, still answers

@@ -146,3 +146,16 @@ def test_chunk_offsets_index_into_page_text(fake_pipeline, text_corpus, tmp_path
         assert "Virology" in sections or "Methods" in sections
         original = (text_corpus / "law.txt").read_text(encoding="utf-8")
         assert store.page_text("law.txt", None) == original
+
+
+def test_changed_chunking_recuts_unchanged_files(fake_embedder, text_corpus, tmp_path):
+    from ingest.chunking import ChunkerConfig
+    from ingest.pipeline import Pipeline
+
+    index = tmp_path / "idx"
+    Pipeline(fake_embedder, chunker_config=ChunkerConfig(chunk_tokens=40, overlap_tokens=5)).run([text_corpus], index)
+    bigger = Pipeline(fake_embedder, chunker_config=ChunkerConfig(chunk_tokens=100, overlap_tokens=5))
+    again = bigger.run([text_corpus], index)
+    assert again.count("updated") == 3
+    assert bigger.run([text_corpus], index).count("unchanged") == 3
+    _store_ids_agree(index)
