@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -62,7 +63,7 @@ class SentenceTransformerEmbedder:
             self._model: Any = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - library raises many types
             raise ModelNotFound(f"cannot load embedder from {model_dir}: {exc}") from exc
-        self._name = model_dir.name
+        self._name = model_identity(model_dir, packaged=path is None)
         self._dim = int(self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else self._model.get_sentence_embedding_dimension())
         self._max_tokens = int(self._model.max_seq_length)
         self._batch_size = batch_size
@@ -71,7 +72,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def id(self) -> str:
-        return f"sentence-transformers/{self._name}"
+        return self._name
 
     @property
     def dim(self) -> int:
@@ -107,6 +108,22 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def model_identity(model_dir: Path, *, packaged: bool) -> str:
+    """A stable name for an embedding model, recorded in (and checked against) the index.
+
+    The folder name alone is not enough (the packaged model lives in ``model/``):
+    the identity adds a digest of the model config and the weights' sizes.
+    """
+    digest = hashlib.sha1()
+    for name in ("config.json", "modules.json", "sentence_bert_config.json"):
+        if (model_dir / name).is_file():
+            digest.update((model_dir / name).read_bytes())
+    for weights in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    name = "all-MiniLM-L6-v2" if packaged else model_dir.name
+    return f"sentence-transformers/{name}@{digest.hexdigest()[:10]}"
 
 
 _shared: dict[tuple[str, int | None], SentenceTransformerEmbedder] = {}

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -108,6 +109,21 @@ class LlamaCppLLM:
                 raise GenerationError(f"the model could not take this prompt: {exc}; ask a shorter question or lower answer.context_tokens") from exc
 
 
+TOKENIZER_TIMEOUT_S = 5.0
+TOKENIZER_RETRY_S = 30.0  # after a failed count, estimate for this long before asking again
+
+
+def _count_of(data: Any) -> int:
+    return int(data["count"]) if "count" in data else len(data["tokens"])
+
+
+# Where servers count tokens (outside the OpenAI API, under the server root), tried in
+# order: llama-cpp-python's server (`slm serve`) takes {"input"}; llama.cpp's
+# llama-server ({"content"} -> {"tokens"}) and vLLM ({"model", "prompt"} -> {"count"})
+# share /tokenize. One body carries every spelling.
+TOKENIZE_PATHS = ("/extras/tokenize/count", "/tokenize")
+
+
 class OpenAICompatLLM:
     """Any server that speaks OpenAI chat completions (``slm serve``, llama.cpp, vLLM)."""
 
@@ -120,6 +136,10 @@ class OpenAICompatLLM:
         self._model = model
         self._n_ctx = n_ctx
         self._base_url = base_url
+        root = base_url.rstrip("/")
+        self._root = root[:-3] if root.endswith("/v1") else root
+        self._tokenize_paths: tuple[str, ...] = TOKENIZE_PATHS  # () once the server proved to have none
+        self._estimate_until = 0.0
 
     @property
     def id(self) -> str:
@@ -130,17 +150,56 @@ class OpenAICompatLLM:
         return self._n_ctx
 
     def count_tokens(self, text: str) -> int:
-        # The server's tokenizer is not ours to call per sentence; ~4 characters a token
-        # is a conservative estimate for budgeting English text.
+        """Tokens in the server's own tokenizer when it offers one, else an estimate.
+
+        A local round trip costs a few ms and the engine counts a few texts per
+        question (each passage, each message), so budgets can be exact.
+        """
+        if self._tokenize_paths and time.monotonic() >= self._estimate_until:
+            try:
+                return self._server_count(text)
+            except LookupError:
+                self._tokenize_paths = ()  # no tokenize endpoint: estimate from now on
+            except (OSError, ValueError, TypeError) as exc:  # down, refused, odd reply: ask again later
+                log.debug("token count from %s failed (%s); estimating", self._root, exc)
+                self._estimate_until = time.monotonic() + TOKENIZER_RETRY_S
+        # ~3 characters a token overestimates English text a little: a safe budget.
         return max(1, len(text) // 3)
+
+    def _server_count(self, text: str) -> int:
+        """The count from the first tokenize endpoint the server has (LookupError: none)."""
+        import httpx
+
+        body = {"input": text, "content": text, "prompt": text, "model": self._model}
+        for path in self._tokenize_paths:
+            try:
+                resp = self._client.post(self._root + path, json=body, timeout=TOKENIZER_TIMEOUT_S)
+            except httpx.HTTPError as exc:
+                raise OSError(str(exc)) from exc
+            if resp.status_code in (404, 405) and len(self._tokenize_paths) > 1:
+                continue  # not this server's spelling
+            if resp.status_code != 200:
+                raise OSError(f"HTTP {resp.status_code}")
+            try:
+                count = _count_of(resp.json())
+            except KeyError as exc:
+                raise ValueError(f"no count in the reply of {path}") from exc
+            self._tokenize_paths = (path,)
+            return count
+        raise LookupError("no tokenize endpoint")
 
     def stream_chat(self, messages: Sequence[Message], *, max_tokens: int, temperature: float) -> Iterator[str]:
         import httpx
 
         body = {"model": self._model, "messages": list(messages), "max_tokens": max_tokens,
-                "temperature": temperature, "stream": True}
+                "temperature": temperature, "top_p": 0.9, "stream": True}  # top_p as in process
         try:
             with self._client.stream("POST", "/chat/completions", json=body) as resp:
+                if resp.status_code in (401, 403):
+                    raise BackendUnavailable(
+                        f"the LLM server at {self._base_url} refused the API key (HTTP {resp.status_code}); "
+                        "set llm.api_key (SLM_LLM__API_KEY) to the key it was started with (`slm serve --api-key`)"
+                    )
                 if resp.status_code != 200:
                     resp.read()
                     raise GenerationError(f"LLM server {self._base_url} answered {resp.status_code}: {resp.text[:200]}")
