@@ -15,7 +15,7 @@ from assistant.errors import GenerationError, InvalidQuestion
 from assistant.index import IndexStore
 from assistant.llm import LLM, LlamaCppLLM, OpenAICompatLLM
 from assistant.models import check_gguf
-from assistant.prompting import Context, build_context, build_messages
+from assistant.prompting import Context, build_context, build_messages, clean_answer
 from assistant.retrieval import Mode, Retriever
 from assistant.settings import Settings, load_settings, with_overrides
 from assistant.text import squash, words
@@ -219,7 +219,7 @@ class Assistant:
             pieces.append(piece)
             yield Token(piece)
         end = time.perf_counter()
-        text = "".join(pieces).strip()
+        text = clean_answer("".join(pieces))
         gen_s = end - (first or gen_start)
         timings = Timings(
             retrieval_ms=retrieval_ms, first_token_ms=None if first is None else (first - t0) * 1000,

@@ -77,7 +77,7 @@ def test_prompt_fences_sources_and_puts_system_first(index, fake_embedder):
     with _assistant(index, fake_embedder, llm) as asst:
         asst.ask("Which laws govern this Agreement, Texas?")
     system, user = llm.calls[0][0], llm.calls[0][-1]
-    assert system["role"] == "system" and "not instructions" in system["content"]
+    assert system["role"] == "system" and "never as orders" in system["content"]
     assert "<<<" in user["content"] and "[1] (law.txt)" in user["content"]
 
 
