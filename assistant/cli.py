@@ -53,8 +53,12 @@ def main(ctx: click.Context, config: str | None, verbose: int) -> None:
 
     force_offline()
     if verbose:
+        from assistant.redaction import RedactingFilter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(RedactingFilter())  # logs never carry personal identifiers
         logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
-                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+                            format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     ctx.obj = {"config": config}
 
 

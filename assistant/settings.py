@@ -41,6 +41,10 @@ class ChunkSettings(_Section):
     overlap_tokens: int = Field(32, ge=0, le=1024)
 
 
+class IngestSettings(_Section):
+    redact: bool = Field(False, description="replace emails, phone numbers, ids, MRNs and birth dates in indexed text")
+
+
 class LLMSettings(_Section):
     backend: Literal["llamacpp", "openai"] = "llamacpp"
     model_path: Path | None = Field(None, description="GGUF file; default: packaged SmolLM2-135M-Instruct Q4_1")
@@ -88,6 +92,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkSettings = ChunkSettings()
+    ingest: IngestSettings = IngestSettings()
     llm: LLMSettings = LLMSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()

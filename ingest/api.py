@@ -23,7 +23,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
         separators=pack.separators or DEFAULT_SEPARATORS,
         heading_patterns=pack.heading_patterns or DEFAULT_HEADING_PATTERNS,
     )
-    return Pipeline(embedder, chunker_config=config, domain=pack.name, metadata_hook=pack.extract_metadata)
+    return Pipeline(embedder, chunker_config=config, domain=pack.name, metadata_hook=pack.extract_metadata,
+                    redact=settings.ingest.redact)
 
 
 def ingest(paths: Sequence[str | Path], index_dir: str | Path | None = None, *, domain: str | None = None,

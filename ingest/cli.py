@@ -30,13 +30,15 @@ def _summary(result: IngestResult, *, verbose: bool) -> None:
 @index_option
 @domain_option
 @click.option("--prune", is_flag=True, help="remove documents whose files are gone")
+@click.option("--redact", is_flag=True, default=None, help="replace emails, phones, ids, MRNs, birth dates in the indexed text")
 @click.option("--delete", "delete", multiple=True, metavar="SOURCE", help="remove this document from the index (repeatable)")
 @click.option("--progress/--no-progress", default=None, help="progress bars (default: on a terminal)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("-V", "--list", "verbose", is_flag=True, help="list every file, not only problems")
 @click.pass_context
 def ingest_command(ctx: click.Context, paths: tuple[str, ...], index_dir: str | None, domain: str | None,
-                   prune: bool, delete: tuple[str, ...], progress: bool | None, as_json: bool, verbose: bool) -> None:
+                   prune: bool, redact: bool | None, delete: tuple[str, ...], progress: bool | None, as_json: bool,
+                   verbose: bool) -> None:
     """Add PDFs, text, markdown, HTML and DOCX files (or folders of them) to the index.
 
     Unchanged files are skipped; changed files replace their old version. Exits 1
@@ -46,7 +48,8 @@ def ingest_command(ctx: click.Context, paths: tuple[str, ...], index_dir: str | 
 
     if not paths and not delete and not prune:
         raise click.UsageError("give files or folders to ingest, e.g. `slm ingest data/legal`")
-    settings = settings_from(ctx.find_root(), index={"dir": index_dir} if index_dir else {}, domain=domain)
+    settings = settings_from(ctx.find_root(), index={"dir": index_dir} if index_dir else {}, domain=domain,
+                             ingest={"redact": redact})
     pipeline = build_pipeline(settings)
     index = settings.index.dir
     if delete:

@@ -16,7 +16,8 @@ from typing import Any, Literal
 from assistant.embedder import Embedder
 from assistant.errors import IngestError
 from assistant.index import IndexWriter
-from assistant.types import Chunk
+from assistant.redaction import redact
+from assistant.types import Chunk, Page
 from ingest.chunking import Chunker, ChunkerConfig
 from ingest.loaders import SUPPORTED_SUFFIXES, open_document
 
@@ -132,11 +133,13 @@ class Pipeline:
         chunker_config: ChunkerConfig = ChunkerConfig(),
         domain: str = "general",
         metadata_hook: MetadataHook | None = None,
+        redact: bool = False,
     ) -> None:
         self.embedder = embedder
         self.chunker = Chunker(embedder.count_tokens, embedder.max_tokens, chunker_config)
         self.domain = domain
         self.metadata_hook = metadata_hook
+        self.redact = redact
 
     def _writer(self, index_dir: Path) -> IndexWriter:
         cfg = self.chunker.config
@@ -145,7 +148,8 @@ class Pipeline:
             embedder_id=self.embedder.id,
             dim=self.embedder.dim,
             chunking={"chunk_tokens": cfg.chunk_tokens, "overlap_tokens": cfg.overlap_tokens,
-                      "rules": hashlib.sha1(repr((cfg.separators, cfg.heading_patterns)).encode()).hexdigest()[:12]},
+                      "rules": hashlib.sha1(repr((cfg.separators, cfg.heading_patterns)).encode()).hexdigest()[:12],
+                      "redact": self.redact},
             domain=self.domain,
         )
 
@@ -246,6 +250,8 @@ class Pipeline:
             n_pages = 0
             first_text = ""
             for page in reader.pages():
+                if self.redact:
+                    page = Page(page.number, redact(page.text))
                 n_pages += 1
                 if n_pages <= 2:
                     first_text += page.text

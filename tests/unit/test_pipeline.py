@@ -159,3 +159,20 @@ def test_changed_chunking_recuts_unchanged_files(fake_embedder, text_corpus, tmp
     assert again.count("updated") == 3
     assert bigger.run([text_corpus], index).count("unchanged") == 3
     _store_ids_agree(index)
+
+
+def test_redact_replaces_identifiers_in_indexed_text(fake_embedder, tmp_path):
+    from ingest.pipeline import Pipeline
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "note.txt").write_text("Patient MRN: A1234567, DOB: 04/07/1961, email jo@example.org. Fever resolved.",
+                                     encoding="utf-8")
+    index = tmp_path / "idx"
+    Pipeline(fake_embedder, redact=True).run([corpus], index)
+    with IndexStore.open(index) as store:
+        text = store.page_text("note.txt", None)
+        chunks = " ".join(r[0] for r in store._conn.execute("SELECT text FROM chunks"))
+    for secret in ("A1234567", "1961", "jo@example.org"):
+        assert secret not in text and secret not in chunks
+    assert "[MRN]" in text and "Fever resolved" in chunks
