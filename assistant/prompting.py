@@ -9,8 +9,8 @@ llama.cpp reuses its KV cache between questions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
