@@ -26,7 +26,10 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+# tests/ui drives Debian's chromium through Playwright (never a downloaded browser):
+# install it when missing and we are root (checked on every run, not hidden by the stamp file).
 install-test: $(VENV)/.installed-test
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq chromium)
 
 ingest: install
 	$(BIN)/slm ingest data/legal data/finance data/medical --index $(INDEX)

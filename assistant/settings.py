@@ -64,7 +64,7 @@ class RetrievalSettings(_Section):
     candidates: int = Field(40, ge=1, le=1000, description="hits taken from each retriever before fusion")
     dense_weight: float = Field(1.0, ge=0.0)
     lexical_weight: float = Field(1.0, ge=0.0)
-    rrf_k: int = Field(60, ge=1)
+    rrf_k: int = Field(10, ge=1, description="reciprocal rank fusion constant; small values favour the top ranks")
     sources: tuple[str, ...] = Field((), description="only search these sources (glob patterns)")
     focus: bool | None = Field(None, description="when the question names documents, rank their passages first (default: the domain decides)")
     focus_ratio: float = Field(0.8, gt=0.0, le=1.0, description="documents scoring this share of the best are named too")

@@ -21,7 +21,8 @@ def _summary(result: IngestResult, *, verbose: bool) -> None:
                f"({result.pages} pages, {result.chunks} new chunks; {result.chunks_total} chunks in the index)")
     for f in result.files:
         if f.status in ("failed", "skipped", "deleted") or (verbose and f.status != "unchanged"):
-            detail = f": {f.reason}" if f.reason else (f" ({f.pages or 1} pages, {f.chunks} chunks)" if f.chunks else "")
+            pages = f"{f.pages} pages, " if f.pages else ""
+            detail = f": {f.reason}" if f.reason else (f" ({pages}{f.chunks} chunks)" if f.chunks else "")
             click.secho(f"  {f.status:<8} {f.source}{detail}", fg=_COLOURS[f.status], err=f.status == "failed")
 
 
