@@ -4,11 +4,12 @@ PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 INDEX   ?= var/index/sample
-QUESTION ?= What is the governing law of the distributor agreement between Peregrine and Neon Systems?
+QUESTION ?= Where was the SAIBK strain of infectious bronchitis virus isolated?
+PORT    ?= 8501
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install install-test ingest ask eval bench lint clean
+.PHONY: run test install install-test ingest ask ui eval bench lint clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11+)"; exit 1; }
@@ -37,7 +38,12 @@ ingest: install
 ask: install
 	$(BIN)/slm ask "$(QUESTION)" --index $(INDEX)
 
-run: ingest ask
+ui: install
+	@echo "Starting the UI on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	$(BIN)/slm ui --index $(INDEX) --port $(PORT)
+
+# The main job: set up, ingest the sample corpus, answer a sample question, start the UI.
+run: ingest ask ui
 
 test: install-test
 	$(BIN)/python -m pytest -q

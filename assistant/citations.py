@@ -88,5 +88,5 @@ def verify(answer: str, context: Context, embedder: Embedder, *, threshold: floa
                 numbers[best] = len(cites) + 1
                 cites.append(_citation(numbers[best], context.sentences[best], context, score))
             cited = (numbers[best],)
-        supports.append(SentenceSupport(claim.strip(), cited, supported, round(score, 4)))
+        supports.append(SentenceSupport(plain[ci], cited, supported, round(score, 4)))
     return Verified(tuple(supports), tuple(cites))

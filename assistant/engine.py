@@ -135,6 +135,9 @@ class Assistant:
         Args:
             history: earlier (question, answer) turns, used for follow-ups.
             extractive: True answers with quotes only, no generation.
+
+        The LLM is shared and locked while tokens are produced: consume the stream
+        to the end, or ``close()`` it when abandoning an answer.
         """
         question = self._check(question)
         t0 = time.perf_counter()
@@ -182,7 +185,15 @@ class Assistant:
 
     def _extractive(self, question: str, context: Context, t0: float, retrieval_ms: float) -> Answer:
         """Quotes only: the most relevant source sentences, each cited."""
-        order = sorted(range(len(context.sentences)), key=lambda j: -context.relevance[j])[:3]
+        order: list[int] = []
+        seen: set[tuple[str, str]] = set()
+        for j in sorted(range(len(context.sentences)), key=lambda j: -context.relevance[j]):
+            key = (context.hits[context.sentences[j].hit].source, squash(context.sentences[j].text))
+            if key not in seen:  # overlapping chunks hold the same sentence
+                seen.add(key)
+                order.append(j)
+            if len(order) == 3:
+                break
         cites = []
         sents = []
         for n, j in enumerate(order, start=1):
@@ -232,6 +243,8 @@ class Assistant:
         if not text or self._is_refusal(text) or checked.supported * 2 < len(checked.sentences):
             yield self._abstain(question, context.hits, timings, checked.sentences)
             return
+        # The model's [n] number the prompt's sources; the answer shows verified citations.
+        text = " ".join(f"{sent.text} {''.join(f'[{n}]' for n in sent.citations)}".strip() for sent in checked.sentences)
         yield Answer(question, text, checked.citations, checked.sentences, False, context.hits,
                      self.domain.disclaimer, timings)
 

@@ -75,9 +75,8 @@ def _run_with_progress(pipeline: Any, paths: tuple[str, ...], index: Any, prune:
          tqdm(desc="chunks", unit="chunk", disable=not show, position=1) as chunks:
         def on_file(r: FileResult) -> None:
             files.update(1)
-            chunks.update(r.chunks)
 
-        return pipeline.run(list(paths), index, prune=prune, on_file=on_file)
+        return pipeline.run(list(paths), index, prune=prune, on_file=on_file, on_chunks=chunks.update)
 
 
 def result_json(result: IngestResult) -> dict[str, Any]:

@@ -140,6 +140,7 @@ class Pipeline:
         self.domain = domain
         self.metadata_hook = metadata_hook
         self.redact = redact
+        self._on_chunks: Callable[[int], None] = lambda n: None
 
     def _writer(self, index_dir: Path) -> IndexWriter:
         cfg = self.chunker.config
@@ -169,6 +170,7 @@ class Pipeline:
         started = time.monotonic()
         candidates, results = discover(paths)
         progress = _Progress(on_file or (lambda r: None), on_chunks or (lambda n: None))
+        self._on_chunks = progress.on_chunks
         for r in results:
             progress.on_file(r)
         with self._writer(index_dir) as writer:
@@ -274,6 +276,7 @@ class Pipeline:
             return 0
         vectors = self.embedder.embed([c.text for c in chunks])
         writer.add_chunks(doc_id, [(c.ord, c.page, c.char_start, c.char_end, c.section, c.text) for c in chunks], vectors)
+        self._on_chunks(len(chunks))
         return len(chunks)
 
 

@@ -80,10 +80,12 @@ class IndexStore:
         try:
             meta = schema.get_meta(conn)
         except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):
+            # Killed while the first ingest was creating the file: no tables yet, or the
+            # hot rollback journal of the switch to WAL, which only a writer may roll back.
+            if "no such table" not in str(exc) and not (directory / (SQLITE + "-journal")).exists():
                 conn.close()
                 raise
-            meta = {}  # killed while the first ingest was creating the tables
+            meta = {}
         if not meta:
             conn.close()
             raise IndexNotFound(
