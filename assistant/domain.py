@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import Any
 from assistant.errors import ConfigError
 
 MetadataExtractor = Callable[[str, str, Mapping[str, str]], dict[str, Any]]
+# (question, [(doc_id, score, metadata)] best first) -> the documents the question means, or None
+DocumentChooser = Callable[[str, Sequence[tuple[int, float, Mapping[str, Any]]]], list[int] | None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class DomainPack:
         extract_metadata: hook(source, first pages text, file metadata) -> metadata.
         focus: questions usually name their document (a contract, a filing), so
             retrieval ranks the named documents' passages first.
+        choose_documents: hook that resolves references such as "the latest
+            10-Q" from document metadata, before the generic name matching.
     """
 
     name: str
@@ -48,6 +52,7 @@ class DomainPack:
     heading_patterns: tuple[str, ...] | None = None
     extract_metadata: MetadataExtractor | None = None
     focus: bool = False
+    choose_documents: DocumentChooser | None = None
 
     def expand_query(self, question: str) -> str:
         """The question plus the expansions of abbreviations it contains."""

@@ -49,7 +49,8 @@ class Assistant:
         self.embedder = embedder
         self.domain = domain
         self._llm = llm
-        self.retriever = Retriever(store, embedder, self.settings.retrieval, focus=domain.focus)
+        self.retriever = Retriever(store, embedder, self.settings.retrieval, focus=domain.focus,
+                                   choose_documents=domain.choose_documents)
 
     # -- construction ------------------------------------------------------------
     @classmethod

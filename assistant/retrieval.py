@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from assistant.domain import DocumentChooser
 from assistant.embedder import Embedder
 from assistant.index import ChunkRow, IndexStore
 from assistant.settings import RetrievalSettings
@@ -37,8 +38,10 @@ def _overlaps(a: ChunkRow, b: ChunkRow) -> bool:
 class Retriever:
     """Finds the chunks of an index that best match a question."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings, *, focus: bool = False) -> None:
+    def __init__(self, store: IndexStore, embedder: Embedder, settings: RetrievalSettings, *, focus: bool = False,
+                 choose_documents: DocumentChooser | None = None) -> None:
         self.store = store
+        self.choose_documents = choose_documents
         self.embedder = embedder
         self.settings = settings
         self.focus = settings.focus if settings.focus is not None else focus
@@ -108,9 +111,14 @@ class Retriever:
         named when the next one trails clearly (below ``focus_margin``).
         """
         s = self.settings
-        docs = self.store.document_search(query, s.focus_max_docs + 2)
+        docs = self.store.document_search(query, max(s.focus_max_docs + 2, 20))
         if not docs or docs[0][1] <= 0:
             return None
+        if self.choose_documents is not None:
+            meta = self.store.document_meta([d for d, _ in docs])
+            chosen = self.choose_documents(query, [(d, score, meta.get(d, {})) for d, score in docs])
+            if chosen:
+                return chosen
         best = docs[0][1]
         named = [d for d, score in docs if score >= s.focus_ratio * best]
         if len(named) > s.focus_max_docs:

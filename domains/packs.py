@@ -35,6 +35,7 @@ FINANCE = DomainPack(
     heading_patterns=finance.HEADINGS,
     extract_metadata=finance.extract_metadata,
     focus=True,
+    choose_documents=finance.choose_documents,
 )
 
 MEDICAL = DomainPack(

@@ -140,6 +140,12 @@ class IndexStore:
     def document_search(self, text: str, n: int) -> list[tuple[int, float]]:
         return schema.document_search(self._conn, text, n)
 
+    def document_meta(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        rows = self._conn.execute(f"SELECT id, meta FROM documents WHERE id IN ({','.join('?' * len(ids))})", list(ids))
+        return {i: json.loads(m) for i, m in rows}
+
     def source_ids(self) -> dict[str, int]:
         return dict(self._conn.execute("SELECT source, id FROM documents"))
 
