@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from assistant.embedder import Embedder
 from assistant.errors import IngestError
 from assistant.index import IndexWriter
@@ -24,7 +26,8 @@ from ingest.loaders import SUPPORTED_SUFFIXES, open_document
 log = logging.getLogger(__name__)
 
 Status = Literal["added", "updated", "unchanged", "failed", "skipped", "deleted"]
-EMBED_BLOCK = 256  # chunks per embedding call: enough to bucket by length, little memory
+EMBED_BLOCK = 256  # chunks embedded together: enough to group by length, little memory
+EMBED_BATCH = 32  # chunks per embedder call within a block (the default embedder batch size)
 COMMIT_EVERY_CHUNKS = 5000
 COMMIT_EVERY_S = 60.0
 HEAD_CHARS = 600  # opening text kept for document search: title block, parties, cover page
@@ -66,7 +69,7 @@ class IngestResult:
 
     @property
     def pages(self) -> int:
-        return sum(f.pages or 0 for f in self.files if f.status in ("added", "updated"))
+        return sum(f.pages or 1 for f in self.files if f.status in ("added", "updated"))  # a text file is one page
 
     @property
     def chunks(self) -> int:
@@ -274,10 +277,25 @@ class Pipeline:
     def _flush(self, writer: IndexWriter, doc_id: int, chunks: list[Chunk]) -> int:
         if not chunks:
             return 0
-        vectors = self.embedder.embed([c.text for c in chunks])
+        vectors = self._embed([c.text for c in chunks])
         writer.add_chunks(doc_id, [(c.ord, c.page, c.char_start, c.char_end, c.section, c.text) for c in chunks], vectors)
         self._on_chunks(len(chunks))
         return len(chunks)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embed in batches of texts of similar length in the model's own tokens.
+
+        SentenceTransformer.encode groups its batches by characters, and characters
+        per token vary widely in filings (tables of figures), so its batches of 10-Q
+        chunks were ~30% padding. Grouping by token count first made embedding ~12%
+        faster, with the same vectors (benchmarks/ingest.py).
+        """
+        order = sorted(range(len(texts)), key=lambda i: self.embedder.count_tokens(texts[i]))
+        vectors = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
+        for start in range(0, len(order), EMBED_BATCH):
+            batch = order[start:start + EMBED_BATCH]
+            vectors[batch] = self.embedder.embed([texts[i] for i in batch])
+        return vectors
 
 
 def document_head(source: str, meta: dict[str, Any], first_text: str) -> str:
