@@ -11,6 +11,7 @@ from assistant.domain import DocumentChooser
 from assistant.embedder import Embedder
 from assistant.index import ChunkRow, IndexStore
 from assistant.settings import RetrievalSettings
+from assistant.text import words
 from assistant.types import Hit
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -83,7 +84,8 @@ class Retriever:
         if named:
             # The question names its document(s): their best passages come first.
             dense = [i for i, _ in self.store.dense_search(qvec, n, named)] if mode != "lexical" else []
-            lexical = [i for i, _ in self.store.lexical_search(lexical_query or query, n, named)] if mode != "dense" else []
+            terms = self.defined_terms(lexical_query or query, named)
+            lexical = [i for i, _ in self.store.lexical_search(terms, n, named)] if mode != "dense" else []
             focused = rrf([(s.dense_weight, dense), (s.lexical_weight, lexical)], s.rrf_k)[:k]
             fused = focused + [f for f in fused if f[0] not in {cid for cid, _ in focused}]
         rows = self.store.chunks([cid for cid, _ in fused[: n * 2]])
@@ -125,6 +127,26 @@ class Retriever:
             return None
         following = docs[len(named)][1] if len(docs) > len(named) else 0.0
         return named if following < s.focus_margin * best else None
+
+    def defined_terms(self, query: str, doc_ids: Sequence[int]) -> str:
+        """``query`` plus the defined terms of the named documents it refers to.
+
+        Contracts say "Licensee" where the question says "Neon Systems" (and the
+        other way round); documents record their terms as ``defined_terms`` metadata.
+        """
+        qwords = set(words(query))
+        extra: list[str] = []
+        for meta in self.store.document_meta(doc_ids).values():
+            terms = meta.get("defined_terms")
+            if not isinstance(terms, dict):
+                continue
+            for term, meaning in terms.items():
+                named = {w for w in words(str(meaning)) if len(w) > 3}
+                if set(words(term)) <= qwords:
+                    extra.append(str(meaning))
+                elif named & qwords:
+                    extra.append(term)
+        return query if not extra else f"{query} {' '.join(dict.fromkeys(extra))}"
 
     def _similarities(self, qvec: np.ndarray, ids: list[int]) -> dict[int, float]:
         if not ids:

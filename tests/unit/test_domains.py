@@ -43,3 +43,30 @@ def test_packs_carry_disclaimers_and_focus():
     assert "legal advice" in LEGAL.disclaimer and "investment advice" in FINANCE.disclaimer
     assert "medical advice" in MEDICAL.disclaimer
     assert LEGAL.focus and FINANCE.focus and not MEDICAL.focus
+
+
+def test_legal_defined_terms_link_parties_and_roles():
+    text = ('This Agreement is made by PEREGRINE/BRIDGE TRANSFER CORPORATION, a Delaware corporation (the "Licensor"), '
+            'and Neon Systems, Inc., a Delaware corporation (the "Licensee"). The software (the "Products") is licensed.')
+    assert legal.defined_terms(text) == {"Licensor": "PEREGRINE/BRIDGE TRANSFER CORPORATION", "Licensee": "Neon Systems, Inc."}
+
+
+def test_retrieval_adds_defined_terms_of_named_documents(fake_pipeline, tmp_path, fake_embedder):
+    from assistant import Assistant
+    from assistant.index import IndexStore
+    from assistant.testing import FakeLLM
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "neon-distributor-agreement.txt").write_text(
+        'DISTRIBUTOR AGREEMENT between PEREGRINE/BRIDGE TRANSFER CORPORATION (the "Licensor") and '
+        'Neon Systems, Inc. (the "Licensee").\n\nLicensee may not assign this Agreement.', encoding="utf-8")
+    index = tmp_path / "idx"
+    fake_pipeline.metadata_hook = legal.extract_metadata
+    fake_pipeline.run([corpus], index)
+    store = IndexStore.open(index, embedder_id=fake_embedder.id, dim=fake_embedder.dim)
+    asst = Assistant(store=store, embedder=fake_embedder, domain=LEGAL, llm=FakeLLM())
+    doc = list(store.source_ids().values())
+    expanded = asst.retriever.defined_terms("Can Neon Systems assign the agreement?", doc)
+    assert expanded.endswith("Licensee")
+    assert "Neon Systems, Inc." in asst.retriever.defined_terms("What must the Licensee pay?", doc)
