@@ -128,7 +128,8 @@ def lexical_search(conn: sqlite3.Connection, text: str, n: int, doc_ids: Sequenc
     if doc_ids is not None:
         if not doc_ids:
             return []
-        sql += f" AND rowid IN (SELECT id FROM chunks WHERE doc_id IN ({','.join('?' * len(doc_ids))}))"
+        # "+rowid": keep FTS5 from using the IN list as its rowid filter (250-980 ms vs 3 ms measured)
+        sql += f" AND +rowid IN (SELECT id FROM chunks WHERE doc_id IN ({','.join('?' * len(doc_ids))}))"
         args.extend(doc_ids)
     sql += " ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?"
     args.append(n)
