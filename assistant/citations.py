@@ -33,11 +33,11 @@ def content_words(text: str, exclude: frozenset[str] | set[str] = frozenset()) -
     return {w for w in words(text) if w not in _FUNCTION_WORDS and w not in exclude}
 
 
-def content_overlap(claim_words: set[str], source: str) -> float:
-    """Share of the claim's content words found in the source sentence."""
+def content_overlap(claim_words: set[str], source_words: set[str]) -> float:
+    """Share of the claim's content words found in the source sentence's words."""
     if not claim_words:
         return 0.0
-    return len(claim_words & set(words(source))) / len(claim_words)
+    return len(claim_words & source_words) / len(claim_words)
 
 
 def _citation(n: int, sent: SourceSentence, context: Context, score: float) -> Citation:
@@ -70,13 +70,14 @@ def verify(answer: str, context: Context, embedder: Embedder, *, threshold: floa
     plain = [squash(_MARKER.sub("", c)) for c in claims]
     vecs = embedder.embed(plain)
     sims = vecs @ context.vectors.T  # claims x source sentences
+    source_words = [set(words(s.text)) for s in context.sentences]  # once, not once per claim
     numbers: dict[int, int] = {}  # source sentence index -> citation number
     cites: list[Citation] = []
     supports: list[SentenceSupport] = []
     for ci, claim in enumerate(claims):
         marked = {context.shown[int(m) - 1] for m in _MARKER.findall(claim) if 0 < int(m) <= len(context.shown)}
         new = content_words(plain[ci], asked) or content_words(plain[ci])
-        lexical = np.asarray([content_overlap(new, s.text) for s in context.sentences])
+        lexical = np.asarray([content_overlap(new, sw) for sw in source_words])
         bonus = np.asarray([0.05 if s.hit in marked else 0.0 for s in context.sentences])
         scores = 0.5 * sims[ci] + 0.5 * lexical + bonus
         best = int(np.argmax(scores))

@@ -143,7 +143,6 @@ class Pipeline:
         self.domain = domain
         self.metadata_hook = metadata_hook
         self.redact = redact
-        self._on_chunks: Callable[[int], None] = lambda n: None
 
     def _writer(self, index_dir: Path) -> IndexWriter:
         cfg = self.chunker.config
@@ -173,7 +172,6 @@ class Pipeline:
         started = time.monotonic()
         candidates, results = discover(paths)
         progress = _Progress(on_file or (lambda r: None), on_chunks or (lambda n: None))
-        self._on_chunks = progress.on_chunks
         for r in results:
             progress.on_file(r)
         with self._writer(index_dir) as writer:
@@ -225,7 +223,7 @@ class Pipeline:
             return FileResult(cand.source, "unchanged")
         writer.savepoint()
         try:
-            pages, chunks = self._load_into(writer, cand, sha)
+            pages, chunks = self._load_into(writer, cand, sha, progress.on_chunks)
         except IngestError as exc:
             writer.rollback_to_savepoint()
             return FileResult(cand.source, "failed", reason=exc.reason, seconds=time.monotonic() - started)
@@ -242,7 +240,8 @@ class Pipeline:
         status: Status = "updated" if previous else "added"
         return FileResult(cand.source, status, pages, chunks, seconds=time.monotonic() - started)
 
-    def _load_into(self, writer: IndexWriter, cand: Candidate, sha: str) -> tuple[int | None, int]:
+    def _load_into(self, writer: IndexWriter, cand: Candidate, sha: str,
+                   on_chunks: Callable[[int], None]) -> tuple[int | None, int]:
         stat = cand.path.stat()
         with open_document(cand.path, cand.source) as reader:
             info = reader.info
@@ -263,9 +262,9 @@ class Pipeline:
                 writer.add_page(doc_id, page.number, page.text)
                 buffer.extend(self.chunker.split(page))
                 if len(buffer) >= EMBED_BLOCK:
-                    n_chunks += self._flush(writer, doc_id, buffer)
+                    n_chunks += self._flush(writer, doc_id, buffer, on_chunks)
                     buffer = []
-            n_chunks += self._flush(writer, doc_id, buffer)
+            n_chunks += self._flush(writer, doc_id, buffer, on_chunks)
             if n_chunks == 0:
                 raise IngestError(cand.source, "no text to index (empty or whitespace only)")
             if self.metadata_hook is not None:
@@ -274,12 +273,12 @@ class Pipeline:
             writer.set_document_head(doc_id, document_head(cand.source, meta, first_text))
         return info.page_count, n_chunks
 
-    def _flush(self, writer: IndexWriter, doc_id: int, chunks: list[Chunk]) -> int:
+    def _flush(self, writer: IndexWriter, doc_id: int, chunks: list[Chunk], on_chunks: Callable[[int], None]) -> int:
         if not chunks:
             return 0
         vectors = self._embed([c.text for c in chunks])
         writer.add_chunks(doc_id, [(c.ord, c.page, c.char_start, c.char_end, c.section, c.text) for c in chunks], vectors)
-        self._on_chunks(len(chunks))
+        on_chunks(len(chunks))
         return len(chunks)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
