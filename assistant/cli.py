@@ -257,17 +257,34 @@ def doctor(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.option("--rag", is_flag=True, help="serve the assistant (answers with citations from --index), not the bare model")
+@click.option("--index", "indexes", multiple=True, metavar="[NAME=]DIR",
+              help="with --rag: an index to serve as model NAME (default: the folder's name); repeatable")
+@domain_option
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="bind address (keep 127.0.0.1 unless behind a proxy)")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help="GGUF file (default: configured model)")
-@click.option("--api-key", default=None, help="require this bearer token")
+@click.option("--api-key", default=None, envvar="SLM_SERVE_API_KEY", help="require this bearer token [env SLM_SERVE_API_KEY]")
 @click.pass_context
-def serve(ctx: click.Context, port: int, host: str, model_path: str | None, api_key: str | None) -> None:
-    """Serve the LLM over the OpenAI chat-completions protocol (llama-cpp-python's server)."""
-    from assistant.serve import run_model_server
+def serve(ctx: click.Context, rag: bool, indexes: tuple[str, ...], domain: str | None, port: int, host: str,
+          model_path: str | None, api_key: str | None) -> None:
+    """Serve over the OpenAI chat-completions protocol.
 
+    Plain: the language model itself (llama-cpp-python's server). With --rag: the
+    assistant, answering from your indexes with citations (see README, "OpenAI-compatible server").
+    """
     s = settings_from(ctx, llm={"model_path": model_path} if model_path else {})
-    run_model_server(s, host=host, port=port, api_key=api_key)
+    if not rag:
+        if indexes or domain:
+            raise click.UsageError("--index and --domain need --rag (the plain server serves only the model)")
+        from assistant.serve import run_model_server
+
+        run_model_server(s, host=host, port=port, api_key=api_key)
+        return
+    from assistant.rag_server import open_collections, run_rag_server
+
+    collections = open_collections(s, list(indexes) or [str(s.index.dir)], domain=domain)
+    run_rag_server(collections, host=host, port=port, api_key=api_key)
 
 
 def entrypoint() -> None:  # pragma: no cover
