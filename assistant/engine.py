@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from assistant.audit import AuditLog
 from assistant.citations import verify
 from assistant.domain import DomainPack, load_domain
 from assistant.embedder import Embedder, shared_embedder
@@ -51,6 +53,8 @@ class Assistant:
         self._llm = llm
         self.retriever = Retriever(store, embedder, self.settings.retrieval, focus=domain.focus,
                                    choose_documents=domain.choose_documents)
+        audit = self.settings.audit
+        self.audit = AuditLog(audit.path, questions=audit.questions) if audit.path else None
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -139,7 +143,19 @@ class Assistant:
 
         The LLM is shared and locked while tokens are produced: consume the stream
         to the end, or ``close()`` it when abandoning an answer.
+        With ``audit.path`` set, the answer is logged before it is yielded.
         """
+        events = self._stream(question, k=k, mode=mode, sources=sources, history=history, extractive=extractive,
+                              max_tokens=max_tokens, temperature=temperature)
+        with closing(events):  # an abandoned stream releases the LLM at once
+            for event in events:
+                if isinstance(event, Answer) and self.audit is not None:
+                    self.audit.record(event, index=str(self.store.directory), domain=self.domain.name)
+                yield event
+
+    def _stream(self, question: str, *, k: int | None, mode: Mode | None, sources: Sequence[str] | None,
+                history: Sequence[tuple[str, str]], extractive: bool | None, max_tokens: int | None,
+                temperature: float | None) -> Iterator[StreamEvent]:
         question = self._check(question)
         t0 = time.perf_counter()
         query = self._search_query(question, history)

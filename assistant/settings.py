@@ -81,6 +81,11 @@ class AnswerSettings(_Section):
     history_turns: int = Field(3, ge=0, description="chat turns used to rewrite follow-up questions")
 
 
+class AuditSettings(_Section):
+    path: Path | None = Field(None, description="append a JSON line per answered question (time, question, cited documents) to this file")
+    questions: Literal["redacted", "omit"] = Field("redacted", description="log questions with personal identifiers redacted, or only their hash")
+
+
 class Settings(BaseSettings):
     """The effective configuration of the assistant."""
 
@@ -96,6 +101,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("domain")
     @classmethod

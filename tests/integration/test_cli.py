@@ -136,3 +136,14 @@ def test_python_m_ingest_and_doctor(index, tmp_path):
     doc = slm("doctor", env={"SLM_INDEX__DIR": str(index)})
     assert doc.returncode == 0, doc.stdout
     assert "SmolLM2-135M-Instruct.Q4_1.gguf" in doc.stdout and "FAIL" not in doc.stdout
+
+
+def test_audit_log_records_each_question_redacted(index, tmp_path):
+    log = tmp_path / "audit" / "slm.jsonl"
+    question = "Which state's law governs the agreement? (asked by jane.doe@example.com)"
+    r = slm("ask", question, "--index", str(index), "--extractive", env={"SLM_AUDIT__PATH": str(log)})
+    assert r.returncode == 0, r.stderr
+    (entry,) = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert entry["question"] == "Which state's law governs the agreement? (asked by [EMAIL])"
+    assert {"source": NEON, "page": 12} in entry["cited"] and entry["index"] == str(index)
+    assert "jane.doe" not in log.read_text() and oct(log.stat().st_mode & 0o777) == "0o600"
