@@ -173,6 +173,9 @@ class Assistant:
         context = build_context(question, qvec, hits, self.embedder, self.llm if use_llm else None,
                                 budget_tokens=self.settings.answer.context_tokens,
                                 per_hit=self.settings.answer.sentences_per_hit)
+        if not context.sentences:  # every retrieved sentence was withheld as an instruction to the assistant
+            yield self._abstain(question, hits, Timings(retrieval_ms=retrieval_ms, total_ms=retrieval_ms))
+            return
         if not use_llm:
             yield self._extractive(question, context, t0, retrieval_ms)
             return

@@ -5,10 +5,14 @@ prompt tokens/s for the bundled model), so each retrieved chunk contributes only
 its sentences most relevant to the question, within a budget counted in the LLM's
 own tokens. The system prompt comes first and never changes within a domain, so
 llama.cpp reuses its KV cache between questions.
+
+Sources are data: sentences that read as orders to the assistant are withheld, and
+chat-template tokens are removed from what is shown (see :mod:`assistant.injection`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,9 +21,12 @@ import numpy as np
 
 from assistant.domain import DomainPack
 from assistant.embedder import Embedder
+from assistant.injection import is_instruction, neutralise
 from assistant.llm import LLM, Message
 from assistant.text import sentence_spans, squash, words
 from assistant.types import Hit
+
+log = logging.getLogger(__name__)
 
 # Short on purpose: the bundled 135M model parrots long rule lists back as its answer.
 RULES = (
@@ -46,9 +53,10 @@ class Context:
     hits: tuple[Hit, ...]  # every retrieved hit
     shown: tuple[int, ...]  # indices of the hits in the prompt; source [n] is hits[shown[n-1]]
     passages: tuple[str, ...]  # the text shown for each of those hits
-    sentences: tuple[SourceSentence, ...]  # all sentences of all retrieved hits
+    sentences: tuple[SourceSentence, ...]  # all sentences of all retrieved hits, except the withheld ones
     vectors: np.ndarray  # one unit vector per sentence
     relevance: np.ndarray  # question similarity per sentence
+    withheld: tuple[SourceSentence, ...] = ()  # sentences that read as orders to the assistant: not evidence
 
 
 def overlap(question_words: set[str], text: str) -> float:
@@ -68,7 +76,7 @@ _BLOCK = "[9] ({label})\n<<<\n\n>>>\n"  # the framing build_messages puts around
 
 def build_context(
     question: str, qvec: np.ndarray, hits: Sequence[Hit], embedder: Embedder, llm: LLM | None,
-    *, budget_tokens: int, per_hit: int, margin: float = RELEVANCE_MARGIN,
+    *, budget_tokens: int, per_hit: int, margin: float = RELEVANCE_MARGIN, guard: bool = True,
 ) -> Context:
     """Choose the sentences that matter, most relevant first, until the token budget is spent.
 
@@ -77,10 +85,19 @@ def build_context(
     sentence repeated by overlapping chunks is shown once, and sentences more than
     ``margin`` below the best one are left out. The shown hits keep their rank order
     and their sentences the document's order.
+
+    With ``guard`` (the default; off only to measure what it prevents), sentences that
+    read as orders to the assistant are withheld: never shown to the model, never
+    quoted as evidence, never cited as support. Shown text has chat-template control
+    tokens removed. An instruction planted in a document is data the user may read in
+    the retrieved passages, not a source of answers.
     """
-    sentences = [
-        SourceSentence(i, s, e, h.text[s:e]) for i, h in enumerate(hits) for s, e in sentence_spans(h.text)
-    ]
+    every = [SourceSentence(i, s, e, h.text[s:e]) for i, h in enumerate(hits) for s, e in sentence_spans(h.text)]
+    flags = [guard and is_instruction(s.text) for s in every]
+    sentences = [s for s, flagged in zip(every, flags, strict=True) if not flagged]
+    withheld = tuple(s for s, flagged in zip(every, flags, strict=True) if flagged)
+    if withheld:
+        log.debug("withheld %d source sentence(s) that read as instructions", len(withheld))
     texts = [squash(s.text) for s in sentences]
     vectors = _embed_unique(embedder, texts)
     qwords = set(words(question))
@@ -89,8 +106,9 @@ def build_context(
     )
     chosen = _select(sentences, texts, relevance, hits, llm, budget_tokens, per_hit, margin)
     shown = sorted({sentences[j].hit for j in chosen})
-    passages = [" ... ".join(texts[j] for j in sorted(j for j in chosen if sentences[j].hit == i)) for i in shown]
-    return Context(tuple(hits), tuple(shown), tuple(passages), tuple(sentences), vectors, relevance)
+    clean = neutralise if guard else str
+    passages = [" ... ".join(clean(texts[j]) for j in sorted(j for j in chosen if sentences[j].hit == i)) for i in shown]
+    return Context(tuple(hits), tuple(shown), tuple(passages), tuple(sentences), vectors, relevance, withheld)
 
 
 def _embed_unique(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
@@ -153,7 +171,7 @@ def build_messages(
         messages.append({"role": "user", "content": q})
         messages.append({"role": "assistant", "content": a})
     blocks = [
-        f"[{n}] ({_label(hit)})\n<<<\n{passage.replace('<<<', '').replace('>>>', '')}\n>>>"
+        f"[{n}] ({neutralise(_label(hit))})\n<<<\n{passage.replace('<<<', '').replace('>>>', '')}\n>>>"
         for n, (i, passage) in enumerate(zip(context.shown, context.passages, strict=True), start=1)
         for hit in (context.hits[i],)
     ]
