@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from assistant.models import force_offline
+from tests.hardening import netguard
 
 force_offline()
+netguard.install()  # before collection: importing a test module must not reach the network either
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPORA = SHARED / "corpora"
 EVAL = SHARED / "eval"
 
 needs_shared = pytest.mark.skipif(not CORPORA.is_dir(), reason="../shared/corpora is not beside the checkout")
+
+
+@pytest.fixture(autouse=True)
+def _no_network() -> Iterator[None]:
+    """Fail any test that tried to reach past loopback, even if the error was caught (see netguard)."""
+    netguard.install()
+    yield
+    assert netguard.installed(), "something restored the real socket functions: the network guard is off"
+    blocked = netguard.take_blocked()
+    if blocked:
+        pytest.fail(f"the test tried to reach the network: {blocked}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,9 @@ vector, so it is the source of truth. After each SQLite commit the FAISS file is
 rewritten beside the old one, fsynced and renamed over it. On open the FAISS ids
 are compared with the SQLite chunk ids; if a crash left them apart, FAISS is
 rebuilt from SQLite. Either way a reader sees the previous or the new index.
+
+An open store follows later commits (of any process): each search runs in a
+:meth:`IndexStore.snapshot`, which first brings the FAISS copy to that state.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +65,8 @@ class IndexStore:
         self.embedder_id = meta["embedder_id"]
         self.dim = int(meta["embedder_dim"])
         self.meta = meta
+        self._snapshot_lock = threading.RLock()
+        self._data_version: int | None = None  # SQLite's change counter when FAISS was last matched to it
 
     # -- opening ---------------------------------------------------------------
     @classmethod
@@ -98,6 +105,30 @@ class IndexStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state of the index, SQLite and FAISS alike.
+
+        A writer (another process, or an upload in the UI) may commit at any time:
+        without a snapshot, a search mixed the FAISS vectors loaded at open with
+        newer SQLite rows and failed on a chunk id FAISS did not have. Snapshots of
+        one store take turns (they last one search, milliseconds).
+        """
+        with self._snapshot_lock:
+            if self._conn.in_transaction:  # nested in this thread's snapshot
+                yield
+                return
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # the snapshot starts at this read
+                version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._data_version:  # a commit since FAISS was checked (or never checked)
+                    self._vectors = load_vectors(self.directory, self._conn, self.dim, current=self._vectors)
+                    self._data_version = version
+                yield
+            finally:
+                self._conn.execute("COMMIT")
 
     def __enter__(self) -> IndexStore:
         return self
@@ -192,9 +223,15 @@ def check_compatible(directory: Path, meta: dict[str, str], embedder_id: str | N
         )
 
 
-def load_vectors(directory: Path, conn: sqlite3.Connection, dim: int) -> Any:
-    """Load the FAISS file; rebuild it from SQLite if it disagrees (after a crash)."""
+def load_vectors(directory: Path, conn: sqlite3.Connection, dim: int, *, current: Any = None) -> Any:
+    """Load the FAISS file; rebuild it from SQLite if it disagrees (after a crash).
+
+    ``current``, an already loaded copy, is kept if its ids are still SQLite's. The
+    file may lag SQLite (a writer between its commit and its rename): rebuilt then too.
+    """
     ids_db = np.asarray([r[0] for r in conn.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
+    if current is not None and np.array_equal(np.sort(faiss.vector_to_array(current.id_map)), ids_db):
+        return current
     path = directory / VECTORS
     if path.is_file():
         try:
