@@ -79,7 +79,7 @@ def _open(ctx: click.Context, index_dir: str | None, domain: str | None, **overr
     from assistant.engine import Assistant
 
     s = settings_from(ctx, index={"dir": index_dir} if index_dir else {}, domain=domain, **overrides)
-    return Assistant.open(settings=s)
+    return Assistant.open(settings=s, domain=domain)  # no --domain: the index's own (see Assistant.open)
 
 
 def _hit_json(h: Any) -> dict[str, Any]:
@@ -103,15 +103,16 @@ def _where(source: str, page: int | None) -> str:
 
 
 def print_answer(answer: Any, streamed: bool) -> None:
-    """Answer text (unless already streamed), citations, flags and timings."""
+    """The verified answer (after the streamed draft, if any), citations, flags and timings."""
     from assistant.text import squash
 
     if streamed:
         click.echo()
         if answer.abstained:
-            click.secho("The generated text above is not supported by your documents; disregard it.", fg="yellow")
-    if not streamed or answer.abstained:
-        click.secho(answer.text, bold=answer.abstained)
+            click.secho("The draft above is not supported by your documents; disregard it.", fg="yellow")
+        else:  # the checked text: citation numbers verified, unsupported sentences marked below
+            click.secho("Answer, checked against the sources:", bold=True)
+    click.secho(answer.text, bold=answer.abstained)
     if answer.abstained:
         if answer.hits:
             click.secho("Closest passages:", bold=True)
@@ -140,7 +141,9 @@ def run_stream(asst: Any, question: str, history: list[tuple[str, str]], **kwarg
             h = event.hits[0]
             click.secho(f"Searching... best match: {_where(h.source, h.page)} ({event.retrieval_ms:.0f} ms)", dim=True, err=True)
         elif isinstance(event, Token):
-            click.echo(event.text, nl=False)
+            if not streamed:
+                click.secho("Draft: ", dim=True, nl=False)
+            click.secho(event.text, nl=False, dim=True)
             sys.stdout.flush()
             streamed = True
         elif isinstance(event, Answer):

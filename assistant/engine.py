@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from assistant.audit import AuditLog
 from assistant.citations import verify
 from assistant.domain import DomainPack, load_domain
 from assistant.embedder import Embedder, shared_embedder
-from assistant.errors import GenerationError, InvalidQuestion
+from assistant.errors import ConfigError, GenerationError, InvalidQuestion
 from assistant.index import IndexStore
 from assistant.llm import LLM, LlamaCppLLM, OpenAICompatLLM
 from assistant.models import check_gguf
@@ -66,7 +66,8 @@ class Assistant:
 
         Args:
             index_dir: the index folder (default: ``index.dir`` setting).
-            domain: a domain name, a ``.toml`` domain file or a DomainPack.
+            domain: a domain name, a ``.toml`` domain file or a DomainPack (default: the
+                ``domain`` setting, or if that is "general", the domain the index was ingested with).
             config: a TOML settings file (default: ./slm.toml if present).
             settings: ready settings (skip loading).
             llm, embedder: ready backends to use instead of the configured ones, or
@@ -87,6 +88,14 @@ class Assistant:
             check_gguf(s.llm.model_path)  # fail now, not at the first question
         emb = embedder or shared_embedder(s.embedder.path, batch_size=s.embedder.batch_size, threads=s.embedder.threads)
         store = IndexStore.open(s.index.dir, embedder_id=emb.id, dim=emb.dim)
+        ingested_as = store.meta.get("domain", pack.name)
+        if domain is None and s.domain == "general" and ingested_as != pack.name:
+            # No domain chosen: answer in the one the index was ingested with (if it is installed).
+            try:
+                pack = load_domain(ingested_as)
+            except ConfigError:
+                log.warning("index %s was ingested with domain %r, which is not installed; using %r",
+                            store.directory, ingested_as, pack.name)
         return cls(store=store, embedder=emb, domain=pack, settings=s, llm=llm)
 
     @classmethod
@@ -115,8 +124,10 @@ class Assistant:
                  sources: Sequence[str] | None = None) -> list[Hit]:
         """The ``k`` passages that best match ``question`` (no generation)."""
         question = self._check(question)
-        return self.retriever.search(question, k, mode=mode, sources=sources,
-                                     lexical_query=self.domain.expand_query(question))
+        qvec = self.embedder.embed([question])[0]  # outside the snapshot: other searches need not wait for it
+        with self.store.snapshot():  # one committed state of the index, even while someone ingests
+            return self.retriever.search(question, k, mode=mode, sources=sources,
+                                         lexical_query=self.domain.expand_query(question), query_vector=qvec)
 
     def ask(self, question: str, **kwargs: Any) -> Answer:
         """Answer ``question``; see :meth:`stream` for the arguments."""
@@ -155,13 +166,14 @@ class Assistant:
 
     def _stream(self, question: str, *, k: int | None, mode: Mode | None, sources: Sequence[str] | None,
                 history: Sequence[tuple[str, str]], extractive: bool | None, max_tokens: int | None,
-                temperature: float | None) -> Iterator[StreamEvent]:
+                temperature: float | None) -> Generator[StreamEvent, None, None]:
         question = self._check(question)
         t0 = time.perf_counter()
         query = self._search_query(question, history)
         qvec = self.embedder.embed([query])[0]
-        hits = self.retriever.search(query, k, mode=mode, sources=sources,
-                                     lexical_query=self.domain.expand_query(query), query_vector=qvec)
+        with self.store.snapshot():  # one committed state of the index, even while someone ingests
+            hits = self.retriever.search(query, k, mode=mode, sources=sources,
+                                         lexical_query=self.domain.expand_query(query), query_vector=qvec)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         yield Evidence(tuple(hits), retrieval_ms)
         best = max((h.similarity or 0.0 for h in hits), default=0.0)

@@ -42,7 +42,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.domain import load_domain
 from assistant.engine import Assistant
 from assistant.errors import AssistantError, ConfigError, GenerationError, InvalidQuestion
 from assistant.settings import Settings, with_overrides
@@ -293,10 +292,6 @@ def open_collections(settings: Settings, specs: list[str], *, domain: str | None
         if not name or name in collections:
             raise ConfigError(f"--index {spec!r}: give each index a distinct name, as NAME=DIR")
         asst = Assistant.open(settings=with_overrides(settings, index={"dir": folder}), domain=domain)
-        ingested_as = asst.store.meta.get("domain", "general")
-        if domain is None and ingested_as != asst.domain.name:
-            asst = Assistant(store=asst.store, embedder=asst.embedder, domain=load_domain(ingested_as),
-                             settings=asst.settings)
         collections[name] = Collection(name, asst)
     return collections
 

@@ -136,3 +136,17 @@ def test_question_naming_a_document_is_focused_on_it(fake_pipeline, tmp_path, fa
     general = Assistant(store=store, embedder=fake_embedder, domain=GENERAL, llm=FakeLLM())
     assert general.retriever.focus is False
     assert legal.retrieve("What is the boiling point of water?", k=1)  # names no document: no focus, still answers
+
+
+def test_index_is_answered_in_the_domain_it_was_ingested_with(fake_embedder, text_corpus, tmp_path):
+    from ingest.chunking import ChunkerConfig
+    from ingest.pipeline import Pipeline
+
+    Pipeline(fake_embedder, chunker_config=ChunkerConfig(chunk_tokens=40, overlap_tokens=5),
+             domain="legal").run([text_corpus], tmp_path / "legal-idx")
+    with Assistant.open(tmp_path / "legal-idx", embedder=fake_embedder, llm=FakeLLM()) as asst:
+        assert asst.domain.name == "legal"
+    with Assistant.open(tmp_path / "legal-idx", embedder=fake_embedder, llm=FakeLLM(), domain="general") as asst:
+        assert asst.domain.name == "general"  # a domain asked for wins
+    with Assistant.open(tmp_path / "legal-idx", embedder=fake_embedder, llm=FakeLLM(), settings=Settings(domain="medical")) as asst:
+        assert asst.domain.name == "medical"
