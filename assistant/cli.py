@@ -277,6 +277,11 @@ def serve(ctx: click.Context, rag: bool, indexes: tuple[str, ...], domain: str |
     assistant, answering from your indexes with citations (see README, "OpenAI-compatible server").
     """
     s = settings_from(ctx, llm={"model_path": model_path} if model_path else {})
+    if api_key is not None and not api_key.strip():
+        raise click.BadParameter("the API key is empty; give a real key or leave the option out", param_hint="--api-key")
+    if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
+        raise click.BadParameter(f"{host} would let other machines use the server without a key; add --api-key "
+                                 "(and TLS through a reverse proxy, see SECURITY.md)", param_hint="--host")
     if not rag:
         if indexes or domain:
             raise click.UsageError("--index and --domain need --rag (the plain server serves only the model)")

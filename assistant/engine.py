@@ -13,7 +13,7 @@ from assistant.audit import AuditLog
 from assistant.citations import verify
 from assistant.domain import DomainPack, load_domain
 from assistant.embedder import Embedder, shared_embedder
-from assistant.errors import ConfigError, GenerationError, InvalidQuestion
+from assistant.errors import ConfigError, ContextOverflow, InvalidQuestion
 from assistant.index import IndexStore
 from assistant.llm import LLM, LlamaCppLLM, OpenAICompatLLM
 from assistant.models import check_gguf
@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 4000
 _FOLLOW_UP = frozenset("it its they them their this that these those he she his her such same".split())
+
+
+def check_question(question: str) -> str:
+    """The question, stripped; InvalidQuestion if it is empty or too long."""
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidQuestion("the question is empty; type a question about your documents")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
+    return question.strip()
 
 
 def make_llm(settings: Settings) -> LLM:
@@ -126,8 +135,11 @@ class Assistant:
         question = self._check(question)
         qvec = self.embedder.embed([question])[0]  # outside the snapshot: other searches need not wait for it
         with self.store.snapshot():  # one committed state of the index, even while someone ingests
-            return self.retriever.search(question, k, mode=mode, sources=sources,
+            hits = self.retriever.search(question, k, mode=mode, sources=sources,
                                          lexical_query=self.domain.expand_query(question), query_vector=qvec)
+        if self.audit is not None:
+            self.audit.record_search(question, hits, index=str(self.store.directory), domain=self.domain.name)
+        return hits
 
     def ask(self, question: str, **kwargs: Any) -> Answer:
         """Answer ``question``; see :meth:`stream` for the arguments."""
@@ -160,8 +172,8 @@ class Assistant:
                               max_tokens=max_tokens, temperature=temperature)
         with closing(events):  # an abandoned stream releases the LLM at once
             for event in events:
-                if isinstance(event, Answer) and self.audit is not None:
-                    self.audit.record(event, index=str(self.store.directory), domain=self.domain.name)
+                if self.audit is not None:
+                    self._audit(event)
                 yield event
 
     def _stream(self, question: str, *, k: int | None, mode: Mode | None, sources: Sequence[str] | None,
@@ -194,12 +206,19 @@ class Assistant:
         yield from self._generate(question, context, history, t0, retrieval_ms, max_tokens, temperature)
 
     # -- internals ---------------------------------------------------------------
+    def _audit(self, event: StreamEvent) -> None:
+        """Log an answer; before any text is shown, fail if it could not be logged."""
+        assert self.audit is not None
+        try:
+            if isinstance(event, Evidence):
+                self.audit.check()
+        except OSError as exc:
+            raise ConfigError(f"audit log {self.audit.path} cannot be written ({exc.strerror}); nothing is "
+                              "answered until it can: free the disk or fix the file's permissions") from None
+        if isinstance(event, Answer):
+            self.audit.record(event, index=str(self.store.directory), domain=self.domain.name)
     def _check(self, question: str) -> str:
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidQuestion("the question is empty; type a question about your documents")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise InvalidQuestion(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
-        return question.strip()
+        return check_question(question)
 
     def _search_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """A follow-up ("and its termination?") is searched with the previous question."""
@@ -248,7 +267,7 @@ class Assistant:
         prompt_tokens = sum(llm.count_tokens(m["content"]) + 4 for m in messages)
         max_tokens = max_tokens or s.llm.max_tokens
         if prompt_tokens + max_tokens > llm.n_ctx:
-            raise GenerationError(
+            raise ContextOverflow(
                 f"the prompt needs {prompt_tokens} tokens plus {max_tokens} for the answer, more than the "
                 f"model's context of {llm.n_ctx}; shorten the question or lower answer.context_tokens"
             )

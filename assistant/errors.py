@@ -7,7 +7,8 @@
     ├── IndexNotFound          no index at the given folder
     ├── IndexMismatch          index built with another embedder / schema
     ├── IndexLocked            another writer holds the index
-    ├── GenerationError        the LLM failed (context overflow, server error)
+    ├── GenerationError        the LLM failed (server error, ...)
+    │   └── ContextOverflow    the prompt does not fit the model's context
     ├── InvalidQuestion        empty or oversized question
     └── IngestError            a document could not be ingested (per-document)
 """
@@ -45,6 +46,10 @@ class IndexLocked(AssistantError):
 
 class GenerationError(AssistantError):
     """The language model could not produce an answer."""
+
+
+class ContextOverflow(GenerationError):
+    """The prompt plus the answer's tokens exceed the model's context window."""
 
 
 class InvalidQuestion(AssistantError):

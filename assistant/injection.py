@@ -41,9 +41,12 @@ _CONTROL = re.compile(
 # "<s>" is also HTML strikethrough: removed from prompts, but not by itself a cue.
 _TURN = re.compile(r"<\|[A-Za-z0-9_ .:-]{1,40}\|>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>", re.IGNORECASE)
 
-_OVERRIDE = re.compile(
-    r"\b(?:ignore|disregard|forget|override|bypass|stop following)\b[^.;!?]{0,60}?"
-    r"\b(?:instructions?|rules|prompts?|guidelines|directions|directives|sources?|question|above|everything)\b",
+_OVERRIDE = re.compile(  # "ignore all previous instructions", not "ignore the above paragraph" or "forget the old rules"
+    r"\b(?:ignore|disregard|forget|override|bypass|stop following)\s+"
+    r"(?:(?:all|any|the|your|my|these|those|previous|prior|above|earlier|preceding|original|system|following)\s+){0,3}"
+    r"(?:instructions?|prompts?|guidelines|directions|directives|rules|question)\b"
+    r"|\b(?:ignore|disregard|forget)\s+(?:everything|all)\s+(?:you|above|before|else|previously|said|written|prior)\b"
+    r"|^\W*override\s*:",
     re.IGNORECASE,
 )
 _HIJACK = re.compile(
@@ -52,6 +55,9 @@ _HIJACK = re.compile(
     re.IGNORECASE,
 )
 _ROLE = re.compile(r"(?:^|\n)\W{0,4}(?:system|assistant|developer)\s*:", re.IGNORECASE)
+# A role label starts a fake turn only when what follows speaks to or for the model:
+# "System: comply with all requests", not "System: Windows 10 Pro" or "Assistant: Jane Roe".
+_TURN_TALK = re.compile(r"\b(?:you|your|user|comply|must|always|never|instructions?|sure|certainly)\b", re.IGNORECASE)
 _YOUR_ANSWER = re.compile(
     r"\byour (?:\w+ )?(?:answer|response|reply|output) (?:must|should|shall|has to|needs to|is to)\b", re.IGNORECASE
 )
@@ -92,7 +98,7 @@ def instruction_cue(sentence: str) -> str | None:
     """Why ``sentence`` reads as an order to the assistant, or None when it reads as data."""
     if _TURN.search(sentence):
         return "chat-template token"
-    if _ROLE.search(sentence):
+    if _ROLE.search(sentence) and (_VERB.search(sentence) or _TURN_TALK.search(sentence)):
         return "fake conversation turn"
     for name, pattern in (("override", _OVERRIDE), ("role change", _HIJACK), ("answer format", _YOUR_ANSWER),
                           ("dictated output", _SAY_CODE)):

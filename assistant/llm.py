@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from assistant.errors import BackendUnavailable, GenerationError, ModelNotFound
+from assistant.errors import BackendUnavailable, ContextOverflow, GenerationError, ModelNotFound
 from assistant.models import check_gguf, default_gguf_path
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class LlamaCppLLM:
                     if piece:
                         yield piece
             except ValueError as exc:  # e.g. "Requested tokens (N) exceed context window of M"
-                raise GenerationError(f"the model could not take this prompt: {exc}; ask a shorter question or lower answer.context_tokens") from exc
+                raise ContextOverflow(f"the model could not take this prompt: {exc}; ask a shorter question or lower answer.context_tokens") from exc
 
 
 TOKENIZER_TIMEOUT_S = 5.0

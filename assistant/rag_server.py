@@ -30,6 +30,7 @@ import hmac
 import json
 import logging
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -41,16 +42,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.engine import Assistant
-from assistant.errors import AssistantError, ConfigError, GenerationError, InvalidQuestion
+from assistant.engine import Assistant, check_question
+from assistant.errors import ConfigError, ContextOverflow, InvalidQuestion
 from assistant.settings import Settings, with_overrides
 from assistant.text import squash
 from assistant.types import Answer
 
 log = logging.getLogger(__name__)
 
-SOURCES_HEADER = "\n\nSources:\n"
+# Everything the server appends to an answer (sources, closest passages, notes, disclaimer)
+# follows this rule; when a client sends the answer back as history, it is cut there.
+APPENDIX = "\n\n---\n"
+MAX_PENDING = 16  # chat requests answered or waiting at once; more get 429 (the model answers one at a time)
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,25 @@ class ChatRequest(BaseModel):
 
 
 class ApiError(Exception):
-    """An error returned in OpenAI's shape: {"error": {"message", "type", "code"}}."""
+    """An error returned in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
 
-    def __init__(self, status: int, message: str, code: str, kind: str = "invalid_request_error") -> None:
+    def __init__(self, status: int, message: str, code: str | None, kind: str = "invalid_request_error") -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.kind = status, message, code, kind
 
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": None, "code": self.code}}
+
     def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.kind, "param": None, "code": self.code}}
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def internal_error(exc: BaseException) -> ApiError:
+    """A failure the client cannot fix: details go to the server log (never the question), not to the client."""
+    log.error("request failed: %s", type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+    return ApiError(500, "the assistant failed to answer; the server log has the details", "internal_error",
+                    "server_error")
 
 
 def _text(content: str | list[dict[str, Any]] | None) -> str:
@@ -112,8 +126,8 @@ def conversation(messages: list[_Message]) -> tuple[str, list[tuple[str, str]]]:
         if m.role == "user":
             pending = _text(m.content)
         elif m.role == "assistant" and pending is not None:
-            # Our own answers come back with their sources appended: the history needs only the answer.
-            turns.append((pending, _text(m.content).split(SOURCES_HEADER, 1)[0]))
+            # Our answers come back with sources or passages appended: the history takes only the answer.
+            turns.append((pending, _text(m.content).split(APPENDIX, 1)[0]))
             pending = None
     return _text(messages[-1].content), turns
 
@@ -124,15 +138,14 @@ def _where(source: str, page: int | None) -> str:
 
 def content_of(answer: Answer, with_sources: bool) -> str:
     """The message content: the answer, then its sources (or the closest passages when abstaining)."""
-    text = answer.text
     if not with_sources:
-        return text
+        return answer.text
     if answer.abstained:
         lines = [f"- {_where(h.source, h.page)}: \"{squash(h.text)[:200]}\"" for h in answer.hits[:3]]
-        return text + ("\n\nClosest passages:\n" + "\n".join(lines) if lines else "")
+        return answer.text + (APPENDIX + "Closest passages:\n" + "\n".join(lines) if lines else "")
     lines = [f"[{c.n}] {_where(c.source, c.page)}: \"{squash(c.quote)}\"" for c in answer.citations]
-    notes = "".join(f"\n(unsupported: {s})" for s in answer.unsupported)
-    return text + (SOURCES_HEADER + "\n".join(lines) if lines else "") + notes + f"\n\n{answer.disclaimer}"
+    lines += [f"(unsupported: {s})" for s in answer.unsupported]
+    return answer.text + APPENDIX + ("Sources:\n" + "\n".join(lines) + "\n\n" if lines else "") + answer.disclaimer
 
 
 def extras_of(answer: Answer) -> dict[str, Any]:
@@ -158,23 +171,38 @@ def _usage(answer: Answer) -> dict[str, int]:
 class RagService:
     """Answers chat-completion requests from the served collections."""
 
-    def __init__(self, collections: Mapping[str, Collection]) -> None:
+    def __init__(self, collections: Mapping[str, Collection], *, max_pending: int = MAX_PENDING) -> None:
         self.collections = dict(collections)
+        self._slots = threading.BoundedSemaphore(max_pending)
+
+    def admit(self) -> None:
+        """Take a request slot (``release`` gives it back); 429 when all are taken."""
+        if not self._slots.acquire(blocking=False):
+            raise ApiError(429, "the assistant is busy answering other questions; retry in a few seconds",
+                           "rate_limit_exceeded", "rate_limit_error")
+
+    def release(self) -> None:
+        self._slots.release()
+
+    def model(self, name: str) -> dict[str, Any]:
+        if name not in self.collections:
+            served = ", ".join(sorted(self.collections))
+            raise ApiError(404, f"model {name!r} is not served here; use one of: {served}", "model_not_found")
+        c = self.collections[name]
+        return {"id": name, "object": "model", "created": 0, "owned_by": "slm-assistant",
+                "domain": c.assistant.domain.name, "documents": len(c.assistant.store.documents())}
 
     def models(self) -> dict[str, Any]:
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "slm-assistant",
-                 "domain": c.assistant.domain.name, "documents": len(c.assistant.store.documents())}
-                for name, c in self.collections.items()]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [self.model(name) for name in self.collections]}
 
     def check(self, req: ChatRequest) -> tuple[Collection, str, list[tuple[str, str]]]:
         """The collection, question and history of a request (ApiError if it cannot be answered)."""
-        if req.model not in self.collections:
-            served = ", ".join(sorted(self.collections))
-            raise ApiError(404, f"model {req.model!r} is not served here; use one of: {served}", "model_not_found")
+        self.model(req.model)
         question, history = conversation(req.messages)
-        if not question.strip():
-            raise ApiError(400, "the question (the last user message) is empty", "invalid_question")
+        try:
+            question = check_question(question)
+        except InvalidQuestion as exc:
+            raise ApiError(400, f"the question (the last user message): {exc}", "invalid_question") from None
         return self.collections[req.model], question, history
 
     def answer(self, req: ChatRequest) -> Answer:
@@ -183,12 +211,10 @@ class RagService:
             return collection.assistant.ask(
                 question, history=history, temperature=req.temperature,
                 max_tokens=req.max_completion_tokens or req.max_tokens)
-        except InvalidQuestion as exc:
-            raise ApiError(400, str(exc), "invalid_question") from exc
-        except GenerationError as exc:
-            raise ApiError(400 if "context" in str(exc) else 500, str(exc), "generation_error", "server_error") from exc
-        except AssistantError as exc:
-            raise ApiError(500, str(exc), "assistant_error", "server_error") from exc
+        except ContextOverflow as exc:
+            raise ApiError(400, str(exc), "context_length_exceeded") from exc
+        except Exception as exc:  # the model, the index or the audit log failed: not the client's to fix
+            raise internal_error(exc) from exc
 
     def completion(self, req: ChatRequest) -> dict[str, Any]:
         answer = self.answer(req)
@@ -212,7 +238,7 @@ class RagService:
         try:
             answer = self.answer(req)
         except ApiError as exc:  # the stream has started: report in-band, as OpenAI does
-            yield f"data: {json.dumps({'error': {'message': exc.message, 'type': exc.kind, 'code': exc.code}})}\n\n"
+            yield f"data: {json.dumps(exc.body())}\n\n"
             yield "data: [DONE]\n\n"
             return
         content = content_of(answer, req.citations_in_content)
@@ -235,17 +261,20 @@ def _pieces(text: str, size: int = 24) -> Iterator[str]:
         start = end
 
 
-def create_app(collections: Mapping[str, Collection], *, api_key: str | None = None) -> FastAPI:
+def create_app(collections: Mapping[str, Collection], *, api_key: str | None = None,
+               max_pending: int = MAX_PENDING) -> FastAPI:
     """The ASGI app serving ``collections`` (require ``Authorization: Bearer api_key`` if given)."""
-    service = RagService(collections)
+    if api_key is not None and not api_key.strip():
+        raise ConfigError("the API key is empty; give a real key or leave the option out")
+    service = RagService(collections, max_pending=max_pending)
     app = FastAPI(title="slm-assistant RAG", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
 
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Any:
         if api_key and request.url.path != "/health":
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
                 return ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                                 "invalid_api_key").response()
         return await call_next(request)
@@ -260,24 +289,46 @@ def create_app(collections: Mapping[str, Collection], *, api_key: str | None = N
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return ApiError(400, f"invalid request: {where}: {first.get('msg', 'malformed body')}", "invalid_request").response()
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return ApiError(exc.status_code, str(exc.detail), None).response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return internal_error(exc).response()
+
     @app.get("/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # async: answered even when every worker thread is busy
         return {"status": "ok"}
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
         return service.models()
 
+    @app.get("/v1/models/{name}")
+    def model(name: str) -> dict[str, Any]:
+        return service.model(name)
+
     @app.post("/v1/chat/completions")
     def chat(req: ChatRequest) -> Any:  # sync: FastAPI runs it in a worker thread
-        if req.stream:
-            service.check(req)  # a wrong model or an empty question is an HTTP error, not an event
-            return StreamingResponse(service.chunks(req), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        return service.completion(req)
+        service.check(req)  # a wrong model or a bad question is an HTTP error, never an event
+        service.admit()
+        if not req.stream:
+            try:
+                return service.completion(req)
+            finally:
+                service.release()
+
+        def events() -> Iterator[str]:
+            try:
+                yield from service.chunks(req)
+            finally:
+                service.release()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
-
 
 def open_collections(settings: Settings, specs: list[str], *, domain: str | None = None) -> dict[str, Collection]:
     """Open ``NAME=DIR`` (or ``DIR``, named after its folder) indexes as collections.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from assistant.domain import DocumentChooser
 from assistant.embedder import Embedder
+from assistant.errors import ConfigError
 from assistant.index import ChunkRow, IndexStore
 from assistant.settings import RetrievalSettings
 from assistant.text import words
@@ -70,6 +71,10 @@ class Retriever:
         s = self.settings
         k = k or s.k
         mode = mode or s.mode
+        if mode not in get_args(Mode):
+            raise ConfigError(f"unknown retrieval mode {mode!r}; use one of: {', '.join(get_args(Mode))}")
+        if isinstance(sources, str):  # one pattern, not a sequence of one-character patterns
+            sources = (sources,)
         doc_ids = self.store.doc_ids_for(tuple(sources) if sources is not None else s.sources)
         qvec = self.embedder.embed([query])[0] if query_vector is None else query_vector
         n = max(s.candidates, k * 3)

@@ -31,12 +31,12 @@ from filelock import FileLock, Timeout
 from assistant.errors import IndexLocked, IndexMismatch, IndexNotFound
 from assistant.index import schema
 from assistant.index.schema import ChunkRow
+from assistant.index.vectors import VECTORS, load_vectors
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SQLITE = "chunks.sqlite"
-VECTORS = "vectors.faiss"
 LOCK = ".lock"
 
 
@@ -49,10 +49,6 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def _new_faiss(dim: int) -> Any:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
 class IndexStore:
@@ -128,7 +124,8 @@ class IndexStore:
                     self._data_version = version
                 yield
             finally:
-                self._conn.execute("COMMIT")
+                if self._conn.in_transaction:  # not after SQLite rolled back on an error of its own
+                    self._conn.execute("COMMIT")
 
     def __enter__(self) -> IndexStore:
         return self
@@ -221,32 +218,6 @@ def check_compatible(directory: Path, meta: dict[str, str], embedder_id: str | N
             f"but the assistant is configured with {embedder_id} (dim {dim}); set embedder.path to the "
             "index's embedder or re-ingest into a new index folder"
         )
-
-
-def load_vectors(directory: Path, conn: sqlite3.Connection, dim: int, *, current: Any = None) -> Any:
-    """Load the FAISS file; rebuild it from SQLite if it disagrees (after a crash).
-
-    ``current``, an already loaded copy, is kept if its ids are still SQLite's. The
-    file may lag SQLite (a writer between its commit and its rename): rebuilt then too.
-    """
-    ids_db = np.asarray([r[0] for r in conn.execute("SELECT id FROM chunks ORDER BY id")], dtype=np.int64)
-    if current is not None and np.array_equal(np.sort(faiss.vector_to_array(current.id_map)), ids_db):
-        return current
-    path = directory / VECTORS
-    if path.is_file():
-        try:
-            index = faiss.read_index(str(path))
-            ids_faiss = np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
-            if index.d == dim and np.array_equal(ids_faiss, ids_db):
-                return index
-        except RuntimeError as exc:
-            log.warning("vector file %s unreadable (%s); rebuilding it", path, exc)
-    log.info("rebuilding vectors of %s from SQLite (%d chunks)", directory, len(ids_db))
-    index = _new_faiss(dim)
-    ids, vecs = schema.vectors_for(conn, None, dim)
-    if len(ids):
-        index.add_with_ids(vecs, ids)
-    return index
 
 
 class IndexWriter:

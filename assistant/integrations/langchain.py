@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -111,11 +111,15 @@ class SlmRetriever(BaseRetriever):
 
     def _search(self, query: str, k: int | None, mode: Mode | None, sources: Sequence[str] | None) -> list[Document]:
         k = self.k if k is None else k
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ValueError(f"k must be a positive whole number, not {k!r}")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100):
+            raise ValueError(f"k must be a whole number from 1 to 100, not {k!r}")
+        mode = mode or self.mode
+        if mode is not None and mode not in get_args(Mode):
+            raise ValueError(f"mode must be one of {', '.join(get_args(Mode))}, not {mode!r}")
+        if isinstance(sources, str):  # one glob pattern, not a sequence of characters
+            sources = (sources,)
         try:
-            hits = self.assistant.retrieve(query, k, mode=mode or self.mode,
-                                           sources=self.sources if sources is None else sources)
+            hits = self.assistant.retrieve(query, k, mode=mode, sources=self.sources if sources is None else sources)
         except InvalidQuestion as exc:
             raise _InvalidQuery(str(exc)) from exc
         return [_to_document(h) for h in hits]

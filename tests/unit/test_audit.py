@@ -46,7 +46,29 @@ def test_each_answer_is_logged_redacted_with_cited_documents(index, fake_embedde
     assert first["abstained"] is False and first["mode"] == "generate" and second["mode"] == "extractive"
     assert first["domain"] == "general" and first["index"] == str(index) and first["time"].endswith("Z")
     assert "law.txt" in first["passages"] and "text" not in first and "answer" not in first
+    assert first["user"] and stat.S_IMODE(os.stat(log).st_mode) == 0o600
+
+
+def test_searches_are_logged_too(index, fake_embedder, tmp_path):
+    log = tmp_path / "audit.jsonl"
+    with _assistant(index, fake_embedder, path=log) as asst:
+        hits = asst.retrieve(QUESTION, k=2)
+    (entry,) = _lines(log)
+    assert entry["mode"] == "retrieve" and entry["passages"] == list(dict.fromkeys(h.source for h in hits))
+    assert "[EMAIL]" in entry["question"]
+
+
+def test_an_existing_log_is_made_owner_only_and_links_are_refused(index, fake_embedder, tmp_path):
+    log = tmp_path / "audit.jsonl"
+    log.write_text("")
+    log.chmod(0o644)
+    with _assistant(index, fake_embedder, path=log) as asst:
+        asst.ask(QUESTION)
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "elsewhere.jsonl")
+    with pytest.raises(ConfigError, match="cannot write"):
+        _assistant(index, fake_embedder, path=link)
 
 
 def test_questions_can_be_left_out(index, fake_embedder, tmp_path):
@@ -84,5 +106,30 @@ def test_unwritable_log_is_a_clear_error_and_withholds_the_answer(index, fake_em
     with _assistant(index, fake_embedder, path=log) as asst:
         log.unlink()
         log.mkdir()  # now a directory: the append fails
-        with pytest.raises(ConfigError, match="withheld"):
-            asst.ask(QUESTION)
+        events = asst.stream(QUESTION)
+        with pytest.raises(ConfigError, match="nothing is answered"):
+            next(events)  # before the evidence, long before any generated text
+        assert asst.llm.calls == []
+
+
+def _write_records(path: str, n: int) -> None:
+    from assistant.audit import AuditLog
+    from assistant.types import Answer
+
+    log = AuditLog(path)
+    for i in range(n):
+        log.record(Answer(f"question {i} " + "x" * 3000, "a", (), (), False, ()), index="idx", domain="general")
+
+
+def test_processes_append_whole_lines(tmp_path):
+    import multiprocessing
+
+    log = tmp_path / "audit.jsonl"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_write_records, args=(str(log), 50)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert len(_lines(log)) == 200  # every line parses: none torn or interleaved

@@ -66,6 +66,10 @@ DATA = [
     "The correct answer is 25 days of paid holiday [1].",
     "This Agreement shall be governed by the laws of the State of Delaware.",
     "The court did not disregard the expert report.",
+    "Employees should forget the old rules after 1 May.",
+    "Please ignore the above paragraph; it was superseded.",
+    "System: Windows 10 Pro, 16 GB RAM.",
+    "Assistant: Jane Roe, paralegal.",
 ]
 
 

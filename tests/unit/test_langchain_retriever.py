@@ -153,3 +153,13 @@ class TestStandardSuiteWithFakes(RetrieversIntegrationTests):
     @property
     def retriever_query_example(self) -> str:
         return "Which state's laws govern the agreement?"
+
+
+def test_per_call_arguments_are_checked(assistant):
+    retriever = SlmRetriever(assistant=assistant)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        retriever.invoke("Texas law", mode="bm25")
+    with pytest.raises(ValueError, match="from 1 to 100"):
+        retriever.invoke("Texas law", k=101)
+    docs = retriever.invoke("Texas law", sources="law.txt")  # one pattern, not its characters
+    assert docs and {d.metadata["source"] for d in docs} == {"law.txt"}
