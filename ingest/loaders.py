@@ -3,102 +3,61 @@
 :func:`open_document` turns a path into a :class:`DocumentReader`. Every way a
 file can be unusable becomes an :class:`~assistant.errors.IngestError` whose
 ``reason`` is one line saying what is wrong and how to fix it, so a batch ingest
-reports the file and goes on.
+reports the file and goes on. That includes hostile files: each kind has a limit
+on what one file may cost in memory and time (the ``MAX_*`` constants), checked
+before the expensive parse where that is possible.
 
-PDFs are read with pypdfium2 (PDFium), which was 8-13x faster than pypdf 7.1 on
-the shared corpora and opens two SEC filings on which pypdf raises
-``LimitReachedError`` (``benchmarks/pdf_parsers.py``); pypdf is only a fallback
-for files PDFium refuses. Text stays verbatim, because citations quote it and
-evaluation offsets index into it: text and markdown files read exactly as
+This module holds the entry point and what every kind shares (the file checks:
+missing, unreadable, wrong extension for its signature, over the size limit; the
+error mapping of parser exceptions), plus the text, markdown and DOCX readers.
+The other kinds live beside it: :mod:`ingest.pdf` (PDFium / pypdf, with the
+decompression-bomb checks of :mod:`ingest.pdf_guard`) and :mod:`ingest.html_text`
+(lxml); the reader types and text helpers are in :mod:`ingest.document`. Each
+``MAX_*`` limit is defined in the module that enforces it.
+
+Text stays verbatim, because citations quote it and evaluation offsets index
+into it: text and markdown files read exactly as
 ``open(path, encoding="utf-8").read()`` (minus a BOM); PDF, HTML and DOCX text
 only loses control characters, which break SQLite FTS and display.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+import errno
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from assistant.errors import IngestError
 from assistant.types import Page
+from ingest.document import MB, DocumentInfo, DocumentReader, brief, clean, clean_meta
+from ingest.html_text import read_html
+from ingest.pdf import open_pdf
 
 __all__ = ["SUPPORTED_SUFFIXES", "DocumentInfo", "DocumentReader", "open_document"]
-
-logger = logging.getLogger(__name__)
-logger.addHandler(logging.NullHandler())
 
 _KINDS = {".pdf": "pdf", ".txt": "text", ".md": "markdown", ".markdown": "markdown",
           ".html": "html", ".htm": "html", ".docx": "docx"}
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_KINDS)
+_NAMES = {"pdf": "PDF", "text": "text", "markdown": "markdown", "html": "HTML", "docx": "DOCX"}
 
-# Below this many non-blank characters per page on average, a PDF is treated as
-# scanned: a scan often carries a stamped Bates number or page header, so a
-# test for "exactly no text" would let image-only documents through.
-MIN_CHARS_PER_PAGE = 10
+# What one file may cost. Measured on this machine (tests/hardening): the ingest
+# process itself sits at ~600 MB RSS with the embedder loaded, so each limit keeps
+# the worst case of its kind within a few hundred MB more.
+MAX_TEXT_MB = 50  # text, markdown and HTML are read whole (a 50 MB text is ~1 hour of embedding)
+MAX_LINE_CHARS = 1_000_000  # ~500 pages on one line: longer is data (minified, base64, a dump), not prose
+MAX_DOCX_UNPACKED_MB = 256  # python-docx holds every part of the zip in memory
+# PDF limits are in ingest.pdf and ingest.pdf_guard, the HTML tag limit in ingest.html_text.
 
-# Control characters except \t and \n (\r is normalised to \n before this runs),
-# and the noncharacter U+FFFF.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\uffff]")
-_PDF_FIX = "re-export or re-download it"
-_NEEDS_PASSWORD = "encrypted PDF: needs a password; remove the protection and ingest again"
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    """What is known about a document before its pages are read.
-
-    Attributes:
-        kind: ``"pdf"``, ``"text"``, ``"markdown"``, ``"html"`` or ``"docx"``.
-        page_count: number of PDF pages; ``None`` for unpaginated kinds.
-        meta: non-empty metadata strings, e.g. ``title``, ``author``,
-            ``subject``, ``created`` (ISO 8601 when it could be parsed).
-    """
-
-    kind: str
-    page_count: int | None
-    meta: dict[str, str] = field(default_factory=dict)
-
-
-class DocumentReader(ABC):
-    """An open document. Use it as a context manager, or call :meth:`close`.
-
-    Not thread-safe: PDFium must not be used from two threads at once.
-    """
-
-    info: DocumentInfo
-
-    def __init__(self, source: str, info: DocumentInfo) -> None:
-        self.source = source
-        self.info = info
-
-    @abstractmethod
-    def pages(self) -> Iterator[Page]:
-        """Yield the pages in order, one at a time.
-
-        PDF pages are numbered from 1; an unpaginated document yields exactly one
-        ``Page(number=None, text=...)``.
-
-        Raises:
-            IngestError: a page could not be extracted, or (raised only after the
-                last page of a PDF was yielded) the PDF has no text layer. A
-                caller must consume the iterator to the end before it commits the
-                document, and drop everything it derived from it on this error.
-        """
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the file and parser resources. Safe to call twice."""
-
-    def __enter__(self) -> DocumentReader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+# File signatures of formats that are often given a wrong extension.
+_MAGIC = ((b"%PDF-", "a PDF document"), (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+          (b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"),
+          (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+          (b"PK\x03\x04", "a ZIP archive (a .zip, .xlsx, .pptx or .docx)"),
+          (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office file (.doc, .xls or .msg)"),
+          (b"{\\rtf", "an RTF document"), (b"\x7fELF", "a program (ELF executable)"),
+          (b"\x1f\x8b\x08", "a gzip archive"),
+          (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"Rar!\x1a\x07", "a RAR archive"))
 
 
 def open_document(path: Path, source: str) -> DocumentReader:
@@ -118,33 +77,50 @@ def open_document(path: Path, source: str) -> DocumentReader:
 
     Raises:
         IngestError: the file is missing, a directory, unreadable, empty, of an
-            unsupported type, corrupt, encrypted, or not valid UTF-8.
+            unsupported type, corrupt, encrypted, not valid UTF-8, or over one
+            of the ``MAX_*`` limits. No other exception escapes a parser.
     """
     path = Path(path)
-    kind = _check_file(path, source)
-    if kind == "pdf":
-        return _open_pdf(path, source)
-    if kind in ("text", "markdown"):
-        text = _read_utf8(path, source)
-        meta: dict[str, str] = {}
-    elif kind == "html":
-        text, meta = _read_html(path, source)
-    else:
-        text, meta = _read_docx(path, source)
+    kind, size = _check_file(path, source)
+    if kind != "docx" and kind != "pdf" and size > MAX_TEXT_MB * MB:
+        raise IngestError(source, f"file is {size / MB:,.0f} MB, over the {MAX_TEXT_MB} MB limit for "
+                                  f"{_NAMES[kind]} files; split it into smaller files")
+    try:
+        if kind == "pdf":
+            return open_pdf(path, source)
+        if kind in ("text", "markdown"):
+            text = _read_utf8(path, source)
+            meta: dict[str, str] = {}
+        elif kind == "html":
+            text, meta = read_html(path, source)
+        else:
+            text, meta = _read_docx(path, source)
+    except IngestError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a parser bug on a hostile file must stay one file's error
+        reason = f"cannot read this {_NAMES[kind]} file ({brief(e)}); re-save or convert it"
+        raise IngestError(source, reason) from None
     if not text.strip():
         raise IngestError(source, f"no text: the {kind} file holds only whitespace or markup; check its content")
+    _check_lines(text, source)  # a PDF page is bounded by MAX_PAGE_CHARS instead
     return _SinglePageReader(source, DocumentInfo(kind, None, meta), text)
 
 
-def _check_file(path: Path, source: str) -> str:
-    """Return the document kind, or raise for a file that cannot be read at all."""
+def _check_file(path: Path, source: str) -> tuple[str, int]:
+    """Return the document kind and size, or raise for a file that cannot be read at all."""
     try:
         st = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise IngestError(source, f"broken symbolic link (its target {os.readlink(path)!r} does not exist); "
+                                      "fix or remove the link") from None
         raise IngestError(source, "file not found; check the path (it may have been moved or deleted)") from None
     except PermissionError:
         raise IngestError(source, "permission denied; make the file and its folders readable (chmod) or run as its owner") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            reason = "symbolic link loop (the link leads back to itself); fix or remove the link"
+            raise IngestError(source, reason) from None
         raise IngestError(source, f"cannot read the file ({e.strerror}); check the path") from None
     if path.is_dir():
         raise IngestError(source, "is a directory, not a file; pass the files or ingest the folder itself")
@@ -156,20 +132,26 @@ def _check_file(path: Path, source: str) -> str:
         raise IngestError(source, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {supported}")
     try:
         with path.open("rb") as f:  # stat() succeeds on an unreadable file: open it
-            f.read(1)
+            head = f.read(16)
     except OSError as e:
         raise IngestError(source, f"cannot open the file ({e.strerror}); make it readable (chmod) or copy it") from None
     if st.st_size == 0:
         raise IngestError(source, "empty file (0 bytes); re-copy or re-export it")
-    return kind
+    wrong = _wrong_type(head, kind)
+    if wrong:
+        raise IngestError(source, wrong)
+    return kind, st.st_size
 
 
-def _clean(text: str) -> str:
-    """Normalise line ends and drop control characters that break FTS or display."""
-    # PDFium returns some hyphens as the noncharacter U+FFFE (261 times in the SEC
-    # filings: "anti\ufffedilutive", "forward\ufffelooking"); the page shows "-".
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "-")
-    return _CONTROL.sub("", text)
+def _wrong_type(head: bytes, kind: str) -> str | None:
+    """A message if the file's signature shows another format than its extension says."""
+    found = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if found is None or (kind == "pdf" and found == "a PDF document") or (kind == "docx" and found.startswith("a ZIP")):
+        return None
+    if kind == "docx" and found.startswith("a legacy Office"):
+        return None  # reported by the DOCX reader: it may be an encrypted .docx
+    return (f"this is {found}, not a {_NAMES[kind]} file: the extension is wrong; "
+            "rename it to its real type or convert it")
 
 
 class _SinglePageReader(DocumentReader):
@@ -204,36 +186,24 @@ def _read_utf8(path: Path, source: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-# --- HTML --------------------------------------------------------------------
+def _check_lines(text: str, source: str) -> None:
+    """Refuse a line over MAX_LINE_CHARS, without splitting the text into lines.
 
-_BLOCK_TAGS = ("address article aside blockquote body caption dd div dl dt fieldset figcaption figure footer form "
-               "h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table tbody thead tfoot tr ul").split()
-
-
-def _read_html(path: Path, source: str) -> tuple[str, dict[str, str]]:
-    from bs4 import BeautifulSoup
-
-    data = path.read_bytes()
-    if b"\x00" in data[:4096]:
-        raise IngestError(source, "binary data, not HTML; check that the file really is a web page")
-    # Bytes, not str: BeautifulSoup honours a BOM or <meta charset> itself.
-    soup = BeautifulSoup(data, "html.parser")
-    meta: dict[str, str] = {}
-    if soup.title is not None and soup.title.string:
-        meta["title"] = " ".join(soup.title.string.split())
-    for tag in soup(["script", "style", "noscript", "template", "head", "svg"]):
-        tag.decompose()
-    # Block elements become line breaks; inline ones (<b>, <a>) stay within a line.
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for cell in soup.find_all(["td", "th"]):
-        cell.insert_after(" ")  # keep "<td>A</td><td>B</td>" from reading as "AB"
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    # Inside a line HTML whitespace is insignificant: collapse it as a browser does.
-    lines = (" ".join(line.split()) for line in _clean(soup.get_text()).split("\n"))
-    return "\n".join(line for line in lines if line), _clean_meta(meta)
+    Blocks are MAX_LINE_CHARS long, so only a line that crosses a block boundary
+    can be too long: a running count since the last line break finds it.
+    """
+    run, line = 0, 1  # characters since the last line break; number of the line they belong to
+    for start in range(0, len(text), MAX_LINE_CHARS):
+        block = text[start:start + MAX_LINE_CHARS]
+        first = block.find("\n")
+        if run + (len(block) if first < 0 else first) > MAX_LINE_CHARS:
+            raise IngestError(source, f"line {line:,} is over {MAX_LINE_CHARS:,} characters long: this is data "
+                                      "(minified, base64 or a dump), not prose; add line breaks or convert it to text")
+        if first >= 0:
+            line += block.count("\n")
+            run = len(block) - block.rfind("\n") - 1
+        else:
+            run += len(block)
 
 
 # --- DOCX --------------------------------------------------------------------
@@ -248,10 +218,11 @@ def _read_docx(path: Path, source: str) -> tuple[str, dict[str, str]]:
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         # An OLE container: a password-protected .docx or an old .doc renamed.
         raise IngestError(source, "encrypted DOCX or legacy .doc file; remove the password and save as .docx")
+    _check_zip(path, source)
     try:
         document = docx.Document(str(path))
     except Exception as e:  # python-docx raises zipfile, KeyError, lxml and own errors
-        raise IngestError(source, f"not a valid DOCX ({type(e).__name__}: {e}); re-save it from Word or LibreOffice") from None
+        raise IngestError(source, f"not a valid DOCX ({brief(e)}); re-save it from Word or LibreOffice") from None
     lines: list[str] = []
     for block in document.iter_inner_content():  # paragraphs and tables in body order
         if not isinstance(block, Table):
@@ -263,138 +234,23 @@ def _read_docx(path: Path, source: str) -> tuple[str, dict[str, str]]:
     props = document.core_properties
     meta = {key: getattr(props, key) for key in ("title", "author", "subject", "keywords", "category")}
     meta.update({key: value.isoformat() for key in ("created", "modified") if (value := getattr(props, key))})
-    return _clean("\n".join(lines)), _clean_meta(meta)
+    return clean("\n".join(lines)), clean_meta(meta)
 
 
-def _clean_meta(meta: dict[str, Any]) -> dict[str, str]:
-    return {k: _clean(v).strip() for k, v in meta.items() if isinstance(v, str) and _clean(v).strip()}
+def _check_zip(path: Path, source: str) -> None:
+    """Refuse a zip bomb from the sizes its directory declares, before anything is unpacked.
 
-
-# --- PDF ---------------------------------------------------------------------
-
-_PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(Z|[+-]\d{2}'?\d{2}'?)?")
-
-
-def _pdf_date(value: str) -> str:
-    """``D:20230425161530-04'00'`` -> ``2023-04-25T16:15:30-04:00``; anything else unchanged."""
-    m = _PDF_DATE.match(value.strip())
-    if not m:
-        return value
-    y, mo, d, h, mi, s, tz = m.groups()
-    time = f"T{h}:{mi or '00'}:{s or '00'}" if h else ""
-    zone = "" if not (h and tz) else "Z" if tz == "Z" else f"{tz[:3]}:{tz.replace(chr(39), '')[3:5]}"
-    return f"{y}-{mo or '01'}-{d or '01'}{time}{zone}"
-
-
-def _pdf_meta(raw: Mapping[str, Any]) -> dict[str, str]:
-    names = {"Title": "title", "Author": "author", "Subject": "subject", "Keywords": "keywords",
-             "Creator": "creator", "Producer": "producer", "CreationDate": "created", "ModDate": "modified"}
-    meta = {names[key.lstrip("/")]: v for key, v in raw.items() if key.lstrip("/") in names}  # pypdf keys: "/Title"
-    for key in ("created", "modified"):
-        if isinstance(meta.get(key), str):
-            meta[key] = _pdf_date(meta[key])
-    return _clean_meta(meta)
-
-
-def _check_pdf_bytes(path: Path, source: str) -> None:
-    """Reject junk and truncated files, which PDFium may otherwise half-repair."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(1024)
-        f.seek(max(0, size - 2048))
-        tail = f.read()
-    if b"%PDF-" not in head:
-        raise IngestError(source, f"not a valid PDF (no %PDF header; starts with {head[:8]!r}); {_PDF_FIX}")
-    if b"%%EOF" not in tail:
-        raise IngestError(source, f"not a valid PDF (truncated: no %%EOF end marker); {_PDF_FIX}")
-
-
-def _open_pdf(path: Path, source: str) -> DocumentReader:
-    import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_c
-
-    _check_pdf_bytes(path, source)
-    try:
-        pdf = pdfium.PdfDocument(str(path))  # no password given: PDFium tries the empty one
-    except pdfium.PdfiumError as e:
-        if getattr(e, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
-            raise IngestError(source, _NEEDS_PASSWORD) from None
-        # "Failed to load document (PDFium: Data format error)." -> "data format error"
-        found = re.search(r"PDFium: ([^)]+)", str(e))
-        reason = found.group(1).lower() if found else str(e)
-        logger.info("PDFium cannot open %s (%s); trying pypdf", source, reason)
-        return _open_pypdf(path, source, pdfium_error=reason)
-
-    def page_text(index: int) -> str:
-        # Close the text page and the page at once: PDFium keeps a loaded page and
-        # its parsed content alive until closed, so a long PDF would keep growing.
-        page = pdf[index]
-        try:
-            textpage = page.get_textpage()
-            try:
-                return str(textpage.get_text_range())
-            finally:
-                textpage.close()
-        finally:
-            page.close()
+    zipfile never unpacks more than the declared size of a member (it fails the
+    CRC check instead), so the declared sizes bound what python-docx can load.
+    """
+    import zipfile
 
     try:
-        info = DocumentInfo("pdf", len(pdf), _pdf_meta(pdf.get_metadata_dict(skip_empty=True)))
-        return _PdfReader(source, info, page_text, pdf.close)
-    except BaseException:
-        pdf.close()
-        raise
-
-
-def _open_pypdf(path: Path, source: str, pdfium_error: str) -> DocumentReader:
-    import pypdf
-
-    reader = None
-    try:
-        reader = pypdf.PdfReader(str(path))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise IngestError(source, _NEEDS_PASSWORD)
-        raw: Mapping[str, Any] = reader.metadata or {}
-        info = DocumentInfo("pdf", len(reader.pages), _pdf_meta({k: raw[k] for k in raw}))  # [] resolves refs
-    except Exception as e:  # pypdf reads lazily: errors come from any of these lines
-        if reader is not None:
-            reader.close()
-        if isinstance(e, IngestError):
-            raise
-        raise IngestError(source, f"not a valid PDF (PDFium: {pdfium_error}; pypdf: {e}); {_PDF_FIX}") from None
-    pages = reader.pages
-    return _PdfReader(source, info, lambda i: str(pages[i].extract_text()), reader.close)
-
-
-class _PdfReader(DocumentReader):
-    """Streams pages through ``page_text(index)``, whichever parser provides it."""
-
-    def __init__(
-        self, source: str, info: DocumentInfo, page_text: Callable[[int], str], close: Callable[[], None]
-    ) -> None:
-        super().__init__(source, info)
-        if not info.page_count:
-            close()
-            raise IngestError(source, f"not a valid PDF (it has no pages); {_PDF_FIX}")
-        self._page_text = page_text
-        self._close = close
-
-    def pages(self) -> Iterator[Page]:
-        count = self.info.page_count or 0
-        chars = 0  # only a running count: the page texts themselves are not kept
-        for number in range(1, count + 1):
-            try:
-                text = _clean(self._page_text(number - 1))
-            except Exception as e:  # parsers raise many types; name the page either way
-                reason = f"page {number}: text extraction failed ({type(e).__name__}: {e}); {_PDF_FIX}"
-                raise IngestError(self.source, reason) from None
-            chars += sum(map(len, text.split()))  # non-blank characters, counted in C
-            yield Page(number=number, text=text)
-        # Decided after the last page, so a streaming caller needs no second pass;
-        # the pipeline rolls the document back on this error like on any other.
-        if chars < MIN_CHARS_PER_PAGE * count:
-            reason = f"scanned / no text layer: {chars} characters in {count} pages; run OCR (e.g. ocrmypdf) first"
-            raise IngestError(self.source, reason)
-
-    def close(self) -> None:
-        self._close()
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as e:
+        raise IngestError(source, f"not a valid DOCX (not a readable zip archive: {brief(e, name=False)}); "
+                                  "re-save it from Word or LibreOffice") from None
+    if unpacked > MAX_DOCX_UNPACKED_MB * MB:
+        raise IngestError(source, f"unpacks to {unpacked / MB:,.0f} MB, over the {MAX_DOCX_UNPACKED_MB} MB limit "
+                                  "(a zip bomb, or very large embedded files); remove large embedded files or split it")

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,27 +96,62 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Candidate], list[FileRes
     """Files to ingest under ``paths``, and the paths that are unusable.
 
     A file's source is its path relative to the folder given (or its name when a
-    file is given), with ``/`` separators. Symlinked folders are not followed
-    (no loops); hidden files are ignored.
+    file is given), with ``/`` separators; bytes that are not UTF-8 and control
+    characters in it are written as ``\\xNN`` escapes (see :func:`source_name`).
+    Symlinked folders are not followed (no loops) but reported as skipped; hidden
+    files are ignored.
     """
     found: dict[str, Candidate] = {}
+    names: dict[str, str] = {}  # source -> the name it was made from
     problems: list[FileResult] = []
+
+    def add(path: Path, name: str, explicit: bool) -> None:
+        source = source_name(name)
+        if names.setdefault(source, name) != name:  # two names that escape alike
+            problems.append(FileResult(source, "failed", reason="another file has the same name once its special "
+                                                                "characters are escaped; rename one of them"))
+        found.setdefault(source, Candidate(path, source, explicit))
+
     for raw in paths:
         root = Path(raw)
         if root.is_dir():
             for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                links = sorted(d for d in dirnames if not d.startswith(".") and os.path.islink(Path(dirpath, d)))
+                for name in links:
+                    source = source_name((Path(dirpath) / name).relative_to(root).as_posix())
+                    problems.append(FileResult(source, "skipped", reason="a symbolic link to a folder is not followed; "
+                                                                         "ingest the folder it points to"))
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
                 for name in sorted(filenames):
-                    if name.startswith("."):
-                        continue
-                    path = Path(dirpath) / name
-                    source = path.relative_to(root).as_posix()
-                    found.setdefault(source, Candidate(path, source, explicit=False))
+                    if not name.startswith("."):
+                        path = Path(dirpath) / name
+                        add(path, path.relative_to(root).as_posix(), explicit=False)
         elif root.exists() or root.is_symlink():
-            found.setdefault(root.name, Candidate(root, root.name, explicit=True))
+            add(root, root.name, explicit=True)
         else:
-            problems.append(FileResult(str(raw), "failed", reason="no such file or folder; check the path"))
+            reason = "no such file or folder; check the path"
+            problems.append(FileResult(source_name(str(raw)), "failed", reason=reason))
     return list(found.values()), problems
+
+
+def source_name(path: str) -> str:
+    """``path`` as a source that SQLite can store and a terminal shows on one line.
+
+    A name that is not valid UTF-8 reaches Python with its bytes as lone
+    surrogates (which SQLite refuses); those, and control characters such as a
+    newline, become ``\\xNN`` / ``\\uNNNN`` escapes. Other names are unchanged.
+    """
+    if path.isprintable():
+        return path
+    out = []
+    for ch in path:
+        if "\udc80" <= ch <= "\udcff":  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def file_sha256(path: Path) -> str:
@@ -226,12 +262,13 @@ class Pipeline:
             pages, chunks = self._load_into(writer, cand, sha, progress.on_chunks)
         except IngestError as exc:
             writer.rollback_to_savepoint()
-            return FileResult(cand.source, "failed", reason=exc.reason, seconds=time.monotonic() - started)
+            return FileResult(cand.source, "failed", reason=one_line(exc.reason), seconds=time.monotonic() - started)
         except Exception as exc:  # noqa: BLE001 - one bad file must not abort the batch
             writer.rollback_to_savepoint()
             log.debug("unexpected failure on %s", cand.source, exc_info=True)
-            return FileResult(cand.source, "failed", reason=f"unexpected {type(exc).__name__}: {exc}",
-                              seconds=time.monotonic() - started)
+            reason = (f"could not be ingested ({type(exc).__name__}: {exc}); re-save or convert it, "
+                      "and report this if it persists")
+            return FileResult(cand.source, "failed", reason=one_line(reason), seconds=time.monotonic() - started)
         except BaseException:
             writer.rollback_to_savepoint()
             raise
@@ -242,8 +279,8 @@ class Pipeline:
 
     def _load_into(self, writer: IndexWriter, cand: Candidate, sha: str,
                    on_chunks: Callable[[int], None]) -> tuple[int | None, int]:
-        stat = cand.path.stat()
-        with open_document(cand.path, cand.source) as reader:
+        with open_document(cand.path, cand.source) as reader:  # first: it explains a missing or looping path
+            stat = cand.path.stat()
             info = reader.info
             meta: dict[str, Any] = dict(info.meta)
             doc_id = writer.add_document(cand.source, sha256=sha, mtime=stat.st_mtime, size=stat.st_size,
@@ -295,6 +332,12 @@ class Pipeline:
             batch = order[start:start + EMBED_BATCH]
             vectors[batch] = self.embedder.embed([texts[i] for i in batch])
         return vectors
+
+
+def one_line(reason: str, limit: int = 400) -> str:
+    """A reason as one line of at most ``limit`` characters: parser messages may span lines."""
+    text = " ".join(reason.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def document_head(source: str, meta: dict[str, Any], first_text: str) -> str:

@@ -16,6 +16,9 @@ from pathlib import Path
 FILES_DIR = "files"
 STAGING_DIR = ".staging"  # hidden: ingesting files/ as a folder skips it
 MAX_NAME_CHARS = 180
+# File systems limit a name to 255 bytes, not characters: 180 CJK characters are
+# 540. Staging also writes ".<name>.part", so 6 more bytes must fit.
+MAX_NAME_BYTES = 240
 ALLOWED_SUFFIXES = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm", ".docx")
 INDEX_MARKER = "chunks.sqlite"
 
@@ -42,11 +45,19 @@ def sanitize_filename(name: str) -> str:
         raise UnsafeName(f"'{name}' has no usable file name")
     if base.startswith("."):
         raise UnsafeName(f"'{base}' is a hidden file; rename it without the leading dot")
-    base = _UNSAFE.sub("_", base)
-    if len(base) > MAX_NAME_CHARS:
-        stem, dot, suffix = base.rpartition(".")
-        base = (stem[: MAX_NAME_CHARS - len(suffix) - 1] + dot + suffix) if dot and len(suffix) <= 10 else base[:MAX_NAME_CHARS]
-    return base
+    return _shorten(_UNSAFE.sub("_", base))
+
+
+def _shorten(base: str) -> str:
+    """Cut the stem (never the extension) to MAX_NAME_CHARS characters and MAX_NAME_BYTES bytes."""
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem or len(suffix) > 10:
+        stem, dot, suffix = base, "", ""
+    tail = dot + suffix
+    cut = stem[: MAX_NAME_CHARS - len(tail)]
+    while len((cut + tail).encode("utf-8")) > MAX_NAME_BYTES:
+        cut = cut[:-1]
+    return base if cut == stem else cut.rstrip() + tail  # rstrip: sanitizing it again must not change it
 
 
 def check_suffix(name: str) -> None:
@@ -109,7 +120,14 @@ def index_version(index_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def save_staged(index_dir: Path, name: str, data: bytes) -> Path:
-    """Write an upload to the collection's staging folder (atomically); return its path."""
+    """Write an upload to the collection's staging folder (atomically); return its path.
+
+    Raises:
+        UnsafeName: ``name`` is not what :func:`sanitize_filename` makes of it, so
+            it could reach outside the staging folder.
+    """
+    if not name or name != sanitize_filename(name):
+        raise UnsafeName(f"'{name}' is not a safe file name; pass it through sanitize_filename first")
     folder = staging_dir(index_dir)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     final = folder / name

@@ -1,11 +1,17 @@
-"""Tests for ingest.loaders. Every input file is generated here, in tmp_path."""
+"""Tests for ingest.loaders and the modules behind it (document, pdf, pdf_guard, html_text).
+
+Every input file is generated here, in tmp_path.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
 import shutil
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +23,9 @@ from hypothesis import strategies as st
 
 from assistant.errors import IngestError
 from assistant.types import Page
-from ingest import loaders
+from ingest import html_text, loaders, pdf_guard
+from ingest import pdf as pdf_loader
+from ingest.document import clean, quiet
 from ingest.loaders import SUPPORTED_SUFFIXES, DocumentInfo, open_document
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
@@ -344,7 +352,7 @@ def test_fifo_is_not_read(tmp_path: Path) -> None:
 
 
 def test_pdfium_hyphen_marker_becomes_a_hyphen() -> None:
-    assert loaders._clean("forward\ufffelooking\r\nnext") == "forward-looking\nnext"
+    assert clean("forward\ufffelooking\r\nnext") == "forward-looking\nnext"
 
 
 @pytest.mark.parametrize("name", ["empty.pdf", "empty.txt", "empty.docx", "empty.html"])
@@ -396,11 +404,229 @@ def test_unreadable_folder(tmp_path: Path) -> None:
 
 
 def test_pdf_date_parsing() -> None:
-    assert loaders._pdf_date("D:2023") == "2023-01-01"
-    assert loaders._pdf_date("D:20230425161530Z") == "2023-04-25T16:15:30Z"
-    assert loaders._pdf_date("D:20230425161530+05'30") == "2023-04-25T16:15:30+05:30"
-    assert loaders._pdf_date("April 2023") == "April 2023"
+    assert pdf_loader._pdf_date("D:2023") == "2023-01-01"
+    assert pdf_loader._pdf_date("D:20230425161530Z") == "2023-04-25T16:15:30Z"
+    assert pdf_loader._pdf_date("D:20230425161530+05'30") == "2023-04-25T16:15:30+05:30"
+    assert pdf_loader._pdf_date("April 2023") == "April 2023"
 
 
 def test_clean_drops_control_characters_but_keeps_tabs_and_newlines() -> None:
-    assert loaders._clean("a\x00b\x0cc\td\r\ne\rf\x1b") == "abc\td\ne\nf"
+    assert clean("a\x00b\x0cc\td\r\ne\rf\x1b") == "abc\td\ne\nf"
+
+
+# --- hostile inputs: limits and clear messages (the full corpus: tests/hardening) -------------------
+
+
+def test_text_over_the_size_limit_is_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loaders, "MAX_TEXT_MB", 1)
+    path = write(tmp_path, "big.md", "word " * 300_000)  # 1.4 MB
+    err = assert_ingest_error(path, "file is 1 MB, over the 1 MB limit for markdown files")
+    assert "split it into smaller files" in err.reason
+    assert read_all(write(tmp_path, "small.md", "word " * 200_000))[1][0].text.startswith("word")
+
+
+@pytest.mark.parametrize(("text", "line"), [("a" * 11, 1), ("ok\n" + "b" * 11, 2), ("x\n" * 3 + "c" * 25 + "\nend", 4),
+                                            ("d" * 9 + "\n" + "e" * 11, 2)])
+def test_a_line_over_the_limit_is_refused_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     text: str, line: int) -> None:
+    monkeypatch.setattr(loaders, "MAX_LINE_CHARS", 10)
+    err = assert_ingest_error(write(tmp_path, "dump.txt", text), f"line {line} is over 10 characters long")
+    assert "add line breaks" in err.reason
+
+
+@pytest.mark.parametrize("text", ["a" * 10, ("b" * 10 + "\n") * 5, "c" * 9 + "\n" + "d" * 10 + "\r\n" + "e" * 3])
+def test_lines_up_to_the_limit_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setattr(loaders, "MAX_LINE_CHARS", 10)  # blocks of 10: lines cross block boundaries
+    assert read_all(write(tmp_path, "ok.txt", text))[1] == [Page(None, text.replace("\r\n", "\n"))]
+
+
+@pytest.mark.parametrize(("name", "data", "found"), [
+    ("scan.pdf", b"\x89PNG\r\n\x1a\n" + bytes(100), "this is a PNG image, not a PDF file"),
+    ("x.pdf", b"PK\x03\x04" + bytes(100), "this is a ZIP archive"),
+    ("notes.txt", b"%PDF-1.4\n%%EOF\n", "this is a PDF document, not a text file"),
+    ("page.html", b"GIF89a" + bytes(10), "this is a GIF image, not a HTML file"),
+    ("memo.docx", b"%PDF-1.7\n", "this is a PDF document, not a DOCX file"),
+    ("letter.txt", b"{\\rtf1\\ansi hello}", "this is an RTF document"),
+])
+def test_a_wrong_extension_names_the_real_type(tmp_path: Path, name: str, data: bytes, found: str) -> None:
+    err = assert_ingest_error(write(tmp_path, name, data), found)
+    assert err.reason.endswith("rename it to its real type or convert it")
+
+
+def test_html_with_too_many_tags_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(html_text, "MAX_HTML_TAGS", 10)
+    assert_ingest_error(write(tmp_path, "a.html", "<p>x" * 11), "11 tags, over the 10 limit for one page")
+
+
+def test_deeply_nested_html_keeps_its_text_in_order(tmp_path: Path) -> None:
+    depth = 20_000  # html.parser with insert_after took 11 s at 16,000; the stack walk is linear
+    html = "<p>before</p>" + "<div><span>x</span>" * depth + "inner" + "</div>" * depth + "<p>after</p>"
+    text = read_all(write(tmp_path, "deep.html", html))[1][0].text
+    lines = text.split("\n")
+    assert lines[0] == "before" and lines[-1] == "after" and lines[-2] == "xinner" and len(lines) == depth + 2
+
+
+def test_unclosed_tags_do_not_stall_the_html_parser(tmp_path: Path) -> None:
+    # Python 3.11's html.parser rescans to the end for each unclosed "<a": quadratic.
+    assert read_all(write(tmp_path, "a.html", "<p>hello</p>" + "<a" * 200_000))[1][0].text == "hello"
+
+
+@pytest.mark.parametrize("junk", [b"\x00\xff", b"\x00", b"\xff\xfe\x81", b"\x00" * 100])
+def test_html_nul_and_stray_bytes_after_the_start_do_not_lose_the_page(tmp_path: Path, junk: bytes) -> None:
+    # A stray \xff made the encoding guess cp932, with which lxml, fed bytes, kept nothing.
+    data = b"<p>" + b"x" * 5000 + b"</p><p>first</p>" + junk + b"<p>second</p>"
+    text = read_all(write(tmp_path, "a.html", data))[1][0].text
+    assert text.startswith("x" * 5000 + "\nfirst\n") and text.endswith("second") and "\x00" not in text
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_docx_zip_bomb_is_refused_from_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loaders, "MAX_DOCX_UNPACKED_MB", 1)
+    path = write(tmp_path, "bomb.docx", _zip({"word/document.xml": b"<x/>", "word/media/pad.bin": bytes(3 << 20)}))
+    assert path.stat().st_size < 10_000
+    err = assert_ingest_error(path, "unpacks to 3 MB, over the 1 MB limit (a zip bomb")
+    assert "remove large embedded files or split it" in err.reason
+
+
+def test_docx_parser_errors_become_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.docx", _zip({"[Content_Types].xml": b"<\x00?xml", "word/document.xml": b"<x/>"}))
+    assert_ingest_error(path, "not a valid DOCX (")
+
+
+def _flate_content_pdf(content: bytes, extra: bytes = b"") -> bytes:
+    """make_pdf with page 1's content (object 5) replaced by a Flate stream of ``content``."""
+    packed = zlib.compress(content, 9)
+    data = make_pdf(["Second page with enough text to count as text."] * 2)
+    first = data.index(b"<<", data.index(b"\n5 0 obj\n"))
+    end = data.index(b"endstream", first) + len(b"endstream")
+    body = b"<< /Length %d /Filter /FlateDecode %s>>\nstream\n%s\nendstream" % (len(packed), extra, packed)
+    return data[:first] + body + data[end:]  # xref offsets now point wrong: PDFium repairs
+
+
+def test_flate_bomb_in_page_content_is_refused_before_pdfium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf_guard, "MAX_PDF_CONTENT_MB", 1)
+    path = write(tmp_path, "bomb.pdf", _flate_content_pdf(b"BT (A) Tj ET " * 200_000))  # 2.6 MB inflated
+    err = assert_ingest_error(path, "page content holds over 1 MB of drawing and text commands")
+    assert "decompression bomb" in err.reason
+    small = write(tmp_path, "ok.pdf", _flate_content_pdf(b"BT /F1 11 Tf 72 740 Td (Compressed page one) Tj ET"))
+    assert read_all(small)[1][0].text == "Compressed page one"
+
+
+def test_streams_are_limited_by_how_pdfium_uses_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf_guard, "MAX_PDF_CONTENT_MB", 1)
+    monkeypatch.setattr(pdf_guard, "MAX_PDF_STREAM_MB", 2)
+    big = bytes(3 << 20)
+    image = write(tmp_path, "scan.pdf", _flate_content_pdf(big, extra=b"/Type /XObject /Subtype /Image "))
+    pdf_guard.check_pdf_streams(image, "scan.pdf")  # never decoded for text: a 3 MB decoded scan is normal
+    font = write(tmp_path, "font.pdf", _flate_content_pdf(big, extra=b"/Subtype /Type1C "))
+    with pytest.raises(IngestError, match="decompression bomb: a compressed part inflates to over 2 MB"):
+        pdf_guard.check_pdf_streams(font, "font.pdf")  # decoded whole, but not parsed into page objects
+    double = zlib.compress(zlib.compress(big))  # 3 MB through two Flate layers: ~100 bytes on disk
+    stream = b"<< /Filter [/FlateDecode /FlateDecode] /Length %d >>\nstream\n%s\nendstream" % (len(double), double)
+    nested = make_pdf(["x"]).replace(b"\nendobj\nxref", b"\nendobj\n99 0 obj\n%s\nendobj\nxref" % stream)
+    with pytest.raises(IngestError, match="page content holds over 1 MB"):
+        pdf_guard.check_pdf_streams(write(tmp_path, "nested.pdf", nested), "nested.pdf")
+
+
+def test_uncompressed_content_is_measured_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf_guard, "MAX_PDF_CONTENT_MB", 1)
+    path = write(tmp_path, "dense.pdf", make_pdf(["word " * 300_000]))  # 1.5 MB of text commands
+    assert_ingest_error(path, "page content holds over 1 MB")
+
+
+def test_encrypted_bomb_is_checked_through_decryption(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("cryptography", reason="pypdf needs cryptography to write AES")
+    monkeypatch.setattr(pdf_guard, "MAX_PDF_CONTENT_MB", 1)
+    bomb = encrypt(make_pdf(["word " * 300_000]), "", algorithm="AES-128")  # compressed by pypdf, then encrypted
+    assert_ingest_error(write(tmp_path, "bomb.pdf", bomb), "page content holds over 1 MB")
+
+
+@pytest.mark.parametrize(("keys", "role"), [
+    ({"Length": ""}, "content"), ({"Subtype": "Form", "Type": "XObject"}, "content"), ({"Subtype": "Image"}, None),
+    ({"Type": "EmbeddedFile"}, None), ({"Length1": ""}, "data"), ({"Type": "ObjStm", "N": ""}, "data"),
+    ({"Subtype": "Type1C"}, "data"), ({"N": ""}, "data"),
+])
+def test_stream_roles(keys: dict[str, str], role: str | None) -> None:
+    assert pdf_guard._stream_role(keys) == role
+
+
+def test_too_many_pages_and_too_much_text_on_a_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf_loader, "MAX_PDF_PAGES", 2)
+    assert_ingest_error(write(tmp_path, "long.pdf", make_pdf(list(PAGE_TEXTS))), "3 pages, over the 2-page limit")
+    monkeypatch.setattr(pdf_loader, "MAX_PAGE_CHARS", 40)
+    err = assert_ingest_error(write(tmp_path, "dense.pdf", make_pdf(["short", "x" * 50])), "page 2 holds 50 characters")
+    assert "more than a real page can (over 40)" in err.reason
+
+
+def test_symbolic_link_loops_and_broken_links_are_named(tmp_path: Path) -> None:
+    os.symlink("b.txt", tmp_path / "a.txt")
+    os.symlink("a.txt", tmp_path / "b.txt")
+    os.symlink("gone.txt", tmp_path / "c.txt")
+    assert_ingest_error(tmp_path / "a.txt", "symbolic link loop")
+    assert_ingest_error(tmp_path / "c.txt", "broken symbolic link (its target 'gone.txt' does not exist)")
+
+
+def test_unexpected_parser_errors_become_ingest_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(path: Path, source: str) -> tuple[str, dict[str, str]]:
+        raise RecursionError("maximum recursion depth exceeded\nwhile parsing")
+
+    monkeypatch.setattr(loaders, "read_html", explode)
+    err = assert_ingest_error(write(tmp_path, "a.html", "<p>x</p>"), "cannot read this HTML file (RecursionError: ")
+    assert "maximum recursion depth exceeded while parsing" in err.reason
+
+
+def test_parsers_do_not_print_their_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING), quiet("pypdf"):
+        logging.getLogger("pypdf._reader").warning("Multiple definitions in dictionary")
+    logging.getLogger("pypdf._reader").warning("after")
+    assert [r.getMessage() for r in caplog.records] == ["after"]
+
+
+def test_undecodable_html_logs_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # bs4 logs "Some characters could not be decoded": `slm ingest` would print it on stderr.
+    data = (b"<html><head><title>T</title><script>var x \xbd\xfa\x0f\xf0t\x06f\x16\x9d\xc9= 1;</script></head>"
+            b"<body\x94\x0b\xd53_\x97=\xaa><h1\xd4X\xbb\xbf,\xe07>Heading</h1><p>Paragraph text.</p>"
+            b"<ul><li>onea\x9b\x91\xcf\xb0\xb4\xeb\xff\xc9\x11\xf5</li></ul></body></html>")  # found by the fuzzer
+    with caplog.at_level(logging.DEBUG):
+        assert "Paragraph text." in read_all(write(tmp_path, "a.html", data))[1][0].text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("indirect", [False, True])
+def test_a_fake_endstream_inside_the_content_does_not_hide_its_length(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      indirect: bool) -> None:
+    monkeypatch.setattr(pdf_guard, "MAX_PDF_CONTENT_MB", 1)
+    data = make_pdf(["endstream " + "word " * 300_000])  # PDFium reads /Length bytes, not up to the first "endstream"
+    length = re.search(rb"<< /Length (\d+) >>\nstream\nBT", data)
+    assert length is not None
+    if indirect:
+        data = data.replace(length.group(0), b"<< /Length 99 0 R >>\nstream\nBT")
+        data = data.replace(b"\nendobj\nxref", b"\nendobj\n99 0 obj\n%s\nendobj\nxref" % length.group(1))
+    assert_ingest_error(write(tmp_path, "hidden.pdf", data), "page content holds over 1 MB")
+
+
+def test_all_streams_of_a_pdf_share_one_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf_guard, "MAX_PDF_DECODED_MB", 1)
+    path = write(tmp_path, "two.pdf", make_pdf(["word " * 120_000, "word " * 120_000]))  # 0.6 MB each
+    assert_ingest_error(path, "its contents come to over 1 MB once decompressed")
+
+
+def test_the_line_limit_holds_for_html_and_docx_text_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import docx
+
+    monkeypatch.setattr(loaders, "MAX_LINE_CHARS", 10)
+    assert_ingest_error(write(tmp_path, "min.html", "<p>" + "a" * 11 + "</p>"), "line 1 is over 10 characters")
+    document = docx.Document()
+    document.add_paragraph("short")
+    document.add_paragraph("b" * 11)
+    document.save(str(tmp_path / "long.docx"))
+    assert_ingest_error(tmp_path / "long.docx", "line 2 is over 10 characters")
