@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
-from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from assistant import Assistant, Settings
 from assistant.integrations.langchain import SlmRetriever
 from ingest.pipeline import Pipeline
+from tests.langchain_suite import SlmRetrieverSuite
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,19 +51,7 @@ def _real_assistant(request, index, real_embedder):
 
 
 @pytest.mark.usefixtures("_real_assistant")
-@pytest.mark.asyncio  # for the suite's async test; its sync tests only warn, silenced here
-@pytest.mark.filterwarnings("ignore:The test <Function test_(?!ainvoke).*asyncio:pytest.PytestWarning")
-class TestSlmRetrieverStandard(RetrieversIntegrationTests):
-    assistant: Assistant
-
-    @property
-    def retriever_constructor(self) -> type[SlmRetriever]:
-        return SlmRetriever
-
-    @property
-    def retriever_constructor_params(self) -> dict:
-        return {"assistant": self.assistant}
-
+class TestSlmRetrieverStandard(SlmRetrieverSuite):
     @property
     def retriever_query_example(self) -> str:
         return "Where was the SAIBK strain of infectious bronchitis virus isolated?"

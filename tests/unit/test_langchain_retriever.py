@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
-from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from assistant import Assistant, InvalidQuestion, Settings
 from assistant.domain import GENERAL
@@ -22,6 +21,7 @@ from assistant.integrations.langchain import SlmRetriever
 from assistant.testing import FakeEmbedder, FakeLLM
 from ingest.chunking import ChunkerConfig
 from ingest.pipeline import Pipeline
+from tests.langchain_suite import SlmRetrieverSuite
 
 LAW_QUESTION = "Which laws govern this Agreement, Texas?"
 
@@ -137,19 +137,7 @@ def _fake_index_assistant(request, tmp_path_factory):
 
 
 @pytest.mark.usefixtures("_fake_index_assistant")
-@pytest.mark.asyncio  # for the suite's async test; its sync tests only warn, silenced here
-@pytest.mark.filterwarnings("ignore:The test <Function test_(?!ainvoke).*asyncio:pytest.PytestWarning")
-class TestStandardSuiteWithFakes(RetrieversIntegrationTests):
-    assistant: Assistant
-
-    @property
-    def retriever_constructor(self) -> type[SlmRetriever]:
-        return SlmRetriever
-
-    @property
-    def retriever_constructor_params(self) -> dict:
-        return {"assistant": self.assistant}
-
+class TestStandardSuiteWithFakes(SlmRetrieverSuite):
     @property
     def retriever_query_example(self) -> str:
         return "Which state's laws govern the agreement?"
