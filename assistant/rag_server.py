@@ -87,6 +87,9 @@ class ChatRequest(BaseModel):
     citations_in_content: bool = True  # False: content is the bare answer (citations only in the field)
 
 
+Checked = tuple[Collection, str, list[tuple[str, str]]]  # a request's collection, question and history
+
+
 class ApiError(Exception):
     """An error returned in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
 
@@ -195,7 +198,7 @@ class RagService:
     def models(self) -> dict[str, Any]:
         return {"object": "list", "data": [self.model(name) for name in self.collections]}
 
-    def check(self, req: ChatRequest) -> tuple[Collection, str, list[tuple[str, str]]]:
+    def check(self, req: ChatRequest) -> Checked:
         """The collection, question and history of a request (ApiError if it cannot be answered)."""
         self.model(req.model)
         question, history = conversation(req.messages)
@@ -205,8 +208,8 @@ class RagService:
             raise ApiError(400, f"the question (the last user message): {exc}", "invalid_question") from None
         return self.collections[req.model], question, history
 
-    def answer(self, req: ChatRequest) -> Answer:
-        collection, question, history = self.check(req)
+    def answer(self, req: ChatRequest, checked: Checked) -> Answer:
+        collection, question, history = checked
         try:
             return collection.assistant.ask(
                 question, history=history, temperature=req.temperature,
@@ -216,8 +219,8 @@ class RagService:
         except Exception as exc:  # the model, the index or the audit log failed: not the client's to fix
             raise internal_error(exc) from exc
 
-    def completion(self, req: ChatRequest) -> dict[str, Any]:
-        answer = self.answer(req)
+    def completion(self, req: ChatRequest, checked: Checked) -> dict[str, Any]:
+        answer = self.answer(req, checked)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": req.model,
@@ -226,7 +229,7 @@ class RagService:
             "usage": _usage(answer), **extras_of(answer),
         }
 
-    def chunks(self, req: ChatRequest) -> Iterator[str]:
+    def chunks(self, req: ChatRequest, checked: Checked) -> Iterator[str]:
         """Server-sent events of a streamed completion, ending with ``data: [DONE]``."""
         head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": req.model}
@@ -236,7 +239,7 @@ class RagService:
 
         yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         try:
-            answer = self.answer(req)
+            answer = self.answer(req, checked)
         except ApiError as exc:  # the stream has started: report in-band, as OpenAI does
             yield f"data: {json.dumps(exc.body())}\n\n"
             yield "data: [DONE]\n\n"
@@ -311,17 +314,17 @@ def create_app(collections: Mapping[str, Collection], *, api_key: str | None = N
 
     @app.post("/v1/chat/completions")
     def chat(req: ChatRequest) -> Any:  # sync: FastAPI runs it in a worker thread
-        service.check(req)  # a wrong model or a bad question is an HTTP error, never an event
+        checked = service.check(req)  # a wrong model or a bad question is an HTTP error, never an event
         service.admit()
         if not req.stream:
             try:
-                return service.completion(req)
+                return service.completion(req, checked)
             finally:
                 service.release()
 
         def events() -> Iterator[str]:
             try:
-                yield from service.chunks(req)
+                yield from service.chunks(req, checked)
             finally:
                 service.release()
 

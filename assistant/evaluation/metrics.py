@@ -124,23 +124,23 @@ def _offsets_overlap(chunk: _Span, e: EvidenceItem) -> bool | None:
     return chunk.char_start < e.char_end and e.char_start < end
 
 
-def evidence_hit(chunk: _Span, e: EvidenceItem, min_cov: float = MIN_COVERAGE) -> bool:
+def _evidence_hit(chunk: _Span, e: EvidenceItem, coverage: Callable[[str, str], float], min_cov: float) -> bool:
+    """Same document, then overlapping offsets if both sides have them, else ``coverage`` of the text."""
     if not doc_hit(chunk, e):
         return False
     overlap = _offsets_overlap(chunk, e)
     if overlap is not None:
         return overlap
-    return bool(e.text and chunk.text) and token_coverage(e.text, chunk.text) >= min_cov
+    return bool(e.text and chunk.text) and coverage(e.text, chunk.text) >= min_cov
+
+
+def evidence_hit(chunk: _Span, e: EvidenceItem, min_cov: float = MIN_COVERAGE) -> bool:
+    return _evidence_hit(chunk, e, token_coverage, min_cov)
 
 
 def evidence_strict_hit(chunk: _Span, e: EvidenceItem, min_cov: float = MIN_COVERAGE) -> bool:
     """Like :func:`evidence_hit`, but the text rule counts word bigrams."""
-    if not doc_hit(chunk, e):
-        return False
-    overlap = _offsets_overlap(chunk, e)
-    if overlap is not None:
-        return overlap
-    return bool(e.text and chunk.text) and ngram_coverage(e.text, chunk.text, 2) >= min_cov
+    return _evidence_hit(chunk, e, lambda ev, text: ngram_coverage(ev, text, 2), min_cov)
 
 
 MATCHERS: Mapping[str, Callable[[_Span, EvidenceItem], bool]] = {

@@ -27,6 +27,7 @@ from ingest import html_text, loaders, pdf_guard
 from ingest import pdf as pdf_loader
 from ingest.document import clean, quiet
 from ingest.loaders import SUPPORTED_SUFFIXES, DocumentInfo, open_document
+from tests.hardening.hostile import pdf_bytes
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 IMAGE = object()  # page spec: a page holding only an image, as a scan does
@@ -60,21 +61,11 @@ def make_pdf(pages: list[object], info: dict[str, str] | None = None) -> bytes:
         kids.append(b"%d 0 R" % len(objs))
     objs[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
     objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), len(kids))
-    trailer = b"/Size %d /Root 1 0 R" % (len(objs) + 1)
+    trailer = b""
     if info:
         objs.append(b"<< " + b" ".join(b"/%s (%s)" % (k.encode(), _escape(v)) for k, v in info.items()) + b" >>")
-        trailer += b" /Info %d 0 R" % len(objs)
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (i, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
-    out.write(b"".join(b"%010d 00000 n \n" % o for o in offsets))
-    out.write(b"trailer\n<< %s >>\nstartxref\n%d\n%%%%EOF\n" % (trailer, xref))
-    return out.getvalue()
+        trailer = b"/Info %d 0 R " % len(objs)
+    return pdf_bytes(objs, trailer)
 
 
 def encrypt(pdf: bytes, user_password: str, algorithm: str = "RC4-128") -> bytes:
