@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from assistant.errors import AssistantError
+from assistant.text import where
 
 log = logging.getLogger("assistant")
 
@@ -98,10 +99,6 @@ def answer_json(answer: Any) -> dict[str, Any]:
     }
 
 
-def _where(source: str, page: int | None) -> str:
-    return f"{source}, p. {page}" if page is not None else source
-
-
 def print_answer(answer: Any, streamed: bool) -> None:
     """The verified answer (after the streamed draft, if any), citations, flags and timings."""
     from assistant.text import squash
@@ -117,11 +114,11 @@ def print_answer(answer: Any, streamed: bool) -> None:
         if answer.hits:
             click.secho("Closest passages:", bold=True)
             for i, h in enumerate(answer.hits[:3], start=1):
-                click.echo(f"  ({i}) {_where(h.source, h.page)}: \"{squash(h.text)[:200]}\"")
+                click.echo(f"  ({i}) {where(h.source, h.page)}: \"{squash(h.text)[:200]}\"")
     else:
         click.secho("Sources:", bold=True)
         for c in answer.citations:
-            click.echo(f"  [{c.n}] {_where(c.source, c.page)}: \"{squash(c.quote)}\"")
+            click.echo(f"  [{c.n}] {where(c.source, c.page)}: \"{squash(c.quote)}\"")
         for s in answer.unsupported:
             click.secho(f"  unsupported: {s}", fg="yellow")
     t = answer.timings
@@ -139,7 +136,7 @@ def run_stream(asst: Any, question: str, history: list[tuple[str, str]], **kwarg
     for event in asst.stream(question, history=history, **kwargs):
         if isinstance(event, Evidence) and event.hits:
             h = event.hits[0]
-            click.secho(f"Searching... best match: {_where(h.source, h.page)} ({event.retrieval_ms:.0f} ms)", dim=True, err=True)
+            click.secho(f"Searching... best match: {where(h.source, h.page)} ({event.retrieval_ms:.0f} ms)", dim=True, err=True)
         elif isinstance(event, Token):
             if not streamed:
                 click.secho("Draft: ", dim=True, nl=False)
@@ -190,7 +187,7 @@ def retrieve(ctx: click.Context, question: str, index_dir: str | None, domain: s
         return
     for i, h in enumerate(hits, start=1):
         sim = f" sim {h.similarity:.2f}" if h.similarity is not None else ""
-        click.echo(f"({i}) {_where(h.source, h.page)}  score {h.score:.4f}{sim}")
+        click.echo(f"({i}) {where(h.source, h.page)}  score {h.score:.4f}{sim}")
         click.echo(f"    {squash(h.text)[:300]}")
 
 

@@ -82,11 +82,6 @@ class SentenceTransformerEmbedder:
     def max_tokens(self) -> int:
         return self._max_tokens
 
-    @property
-    def tokenizer(self) -> Any:
-        """The model's Hugging Face tokenizer (used to size chunks in its tokens)."""
-        return self._model.tokenizer
-
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer.tokenize(text))
 

@@ -9,6 +9,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from assistant.audit import AuditLog
 from assistant.citations import verify
 from assistant.domain import DomainPack, load_domain
@@ -132,11 +134,8 @@ class Assistant:
     def retrieve(self, question: str, k: int | None = None, *, mode: Mode | None = None,
                  sources: Sequence[str] | None = None) -> list[Hit]:
         """The ``k`` passages that best match ``question`` (no generation)."""
-        question = self._check(question)
-        qvec = self.embedder.embed([question])[0]  # outside the snapshot: other searches need not wait for it
-        with self.store.snapshot():  # one committed state of the index, even while someone ingests
-            hits = self.retriever.search(question, k, mode=mode, sources=sources,
-                                         lexical_query=self.domain.expand_query(question), query_vector=qvec)
+        question = check_question(question)
+        hits, _ = self._search(question, k, mode, sources)
         if self.audit is not None:
             self.audit.record_search(question, hits, index=str(self.store.directory), domain=self.domain.name)
         return hits
@@ -179,13 +178,9 @@ class Assistant:
     def _stream(self, question: str, *, k: int | None, mode: Mode | None, sources: Sequence[str] | None,
                 history: Sequence[tuple[str, str]], extractive: bool | None, max_tokens: int | None,
                 temperature: float | None) -> Generator[StreamEvent, None, None]:
-        question = self._check(question)
+        question = check_question(question)
         t0 = time.perf_counter()
-        query = self._search_query(question, history)
-        qvec = self.embedder.embed([query])[0]
-        with self.store.snapshot():  # one committed state of the index, even while someone ingests
-            hits = self.retriever.search(query, k, mode=mode, sources=sources,
-                                         lexical_query=self.domain.expand_query(query), query_vector=qvec)
+        hits, qvec = self._search(self._search_query(question, history), k, mode, sources)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         yield Evidence(tuple(hits), retrieval_ms)
         best = max((h.similarity or 0.0 for h in hits), default=0.0)
@@ -217,8 +212,14 @@ class Assistant:
                               "answered until it can: free the disk or fix the file's permissions") from None
         if isinstance(event, Answer):
             self.audit.record(event, index=str(self.store.directory), domain=self.domain.name)
-    def _check(self, question: str) -> str:
-        return check_question(question)
+    def _search(self, query: str, k: int | None, mode: Mode | None,
+                sources: Sequence[str] | None) -> tuple[list[Hit], np.ndarray]:
+        """The hits for ``query`` and its vector, from one committed state of the index."""
+        qvec = self.embedder.embed([query])[0]  # outside the snapshot: other searches need not wait for it
+        with self.store.snapshot():  # even while someone ingests
+            hits = self.retriever.search(query, k, mode=mode, sources=sources,
+                                         lexical_query=self.domain.expand_query(query), query_vector=qvec)
+        return hits, qvec
 
     def _search_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """A follow-up ("and its termination?") is searched with the previous question."""

@@ -47,7 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from assistant.engine import Assistant, check_question
 from assistant.errors import ConfigError, ContextOverflow, InvalidQuestion
 from assistant.settings import Settings, with_overrides
-from assistant.text import squash
+from assistant.text import squash, where
 from assistant.types import Answer
 
 log = logging.getLogger(__name__)
@@ -135,18 +135,14 @@ def conversation(messages: list[_Message]) -> tuple[str, list[tuple[str, str]]]:
     return _text(messages[-1].content), turns
 
 
-def _where(source: str, page: int | None) -> str:
-    return f"{source}, p. {page}" if page is not None else source
-
-
 def content_of(answer: Answer, with_sources: bool) -> str:
     """The message content: the answer, then its sources (or the closest passages when abstaining)."""
     if not with_sources:
         return answer.text
     if answer.abstained:
-        lines = [f"- {_where(h.source, h.page)}: \"{squash(h.text)[:200]}\"" for h in answer.hits[:3]]
+        lines = [f"- {where(h.source, h.page)}: \"{squash(h.text)[:200]}\"" for h in answer.hits[:3]]
         return answer.text + (APPENDIX + "Closest passages:\n" + "\n".join(lines) if lines else "")
-    lines = [f"[{c.n}] {_where(c.source, c.page)}: \"{squash(c.quote)}\"" for c in answer.citations]
+    lines = [f"[{c.n}] {where(c.source, c.page)}: \"{squash(c.quote)}\"" for c in answer.citations]
     lines += [f"(unsupported: {s})" for s in answer.unsupported]
     return answer.text + APPENDIX + ("Sources:\n" + "\n".join(lines) + "\n\n" if lines else "") + answer.disclaimer
 
@@ -200,7 +196,8 @@ class RagService:
 
     def check(self, req: ChatRequest) -> Checked:
         """The collection, question and history of a request (ApiError if it cannot be answered)."""
-        self.model(req.model)
+        if req.model not in self.collections:
+            self.model(req.model)  # raises model_not_found
         question, history = conversation(req.messages)
         try:
             question = check_question(question)

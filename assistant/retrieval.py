@@ -72,7 +72,7 @@ class Retriever:
         k = k or s.k
         mode = mode or s.mode
         if mode not in get_args(Mode):
-            raise ConfigError(f"unknown retrieval mode {mode!r}; use one of: {', '.join(get_args(Mode))}")
+            raise ConfigError(f"retrieval mode must be one of {', '.join(get_args(Mode))}, not {mode!r}")
         if isinstance(sources, str):  # one pattern, not a sequence of one-character patterns
             sources = (sources,)
         doc_ids = self.store.doc_ids_for(tuple(sources) if sources is not None else s.sources)

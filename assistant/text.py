@@ -53,6 +53,11 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
 
 
+def where(source: str, page: int | None) -> str:
+    """A passage's place as people read it: ``report.pdf, p. 12`` (or the file alone)."""
+    return f"{source}, p. {page}" if page is not None else source
+
+
 def squash(text: str) -> str:
     """Collapse whitespace (PDF text wraps lines mid-sentence)."""
     return " ".join(text.split())

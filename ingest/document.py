@@ -85,9 +85,14 @@ class DocumentReader(ABC):
 
 def brief(e: BaseException, *, name: bool = True) -> str:
     """A parser's exception as part of a one-line reason: lxml and pypdf messages may span lines."""
-    text = " ".join(str(e).split())
-    text = text if len(text) <= 200 else text[:199] + "…"
+    text = one_line(str(e), 200)
     return f"{type(e).__name__}: {text}" if name else text
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` as one line of at most ``limit`` characters: parser messages may span lines."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def clean(text: str) -> str:

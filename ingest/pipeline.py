@@ -22,6 +22,7 @@ from assistant.index import IndexWriter
 from assistant.redaction import redact
 from assistant.types import Chunk, Page
 from ingest.chunking import Chunker, ChunkerConfig
+from ingest.document import one_line
 from ingest.loaders import SUPPORTED_SUFFIXES, open_document
 
 log = logging.getLogger(__name__)
@@ -332,12 +333,6 @@ class Pipeline:
             batch = order[start:start + EMBED_BATCH]
             vectors[batch] = self.embedder.embed([texts[i] for i in batch])
         return vectors
-
-
-def one_line(reason: str, limit: int = 400) -> str:
-    """A reason as one line of at most ``limit`` characters: parser messages may span lines."""
-    text = " ".join(reason.split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def document_head(source: str, meta: dict[str, Any], first_text: str) -> str:

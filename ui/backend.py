@@ -52,23 +52,13 @@ def _cached_assistant(settings_json: str, version: tuple[Any, ...], fake_models:
     return Assistant.open(settings=settings)
 
 
-def _version(index_dir: Path) -> tuple[Any, ...]:
-    """The cache key of an index: its files, less SQLite's -wal and -shm.
-
-    Readers create and touch those two (opening an index after an ingest created
-    them, and the UI then opened it a second time); every commit rewrites
-    vectors.faiss and manifest.json anyway.
-    """
-    return tuple(v for v in index_version(index_dir) if not v[0].endswith(("-wal", "-shm")))
-
-
 def get_assistant(settings: Settings, fake_models: bool) -> Assistant:
     """The shared Assistant for these settings and the index as it is now.
 
     Raises:
         IndexNotFound, IndexMismatch, ModelNotFound, ConfigError.
     """
-    return _cached_assistant(settings.model_dump_json(), _version(Path(settings.index.dir)), fake_models)
+    return _cached_assistant(settings.model_dump_json(), index_version(Path(settings.index.dir)), fake_models)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -80,7 +70,7 @@ def get_store(index_dir: Path) -> IndexStore | None:
     """A read-only view of the index (documents, stats, page text), or None if there is none yet."""
     if not has_index(index_dir):
         return None
-    return _cached_store(str(index_dir), _version(index_dir))
+    return _cached_store(str(index_dir), index_version(index_dir))
 
 
 def index_domain(index_dir: Path) -> str | None:
@@ -88,7 +78,7 @@ def index_domain(index_dir: Path) -> str | None:
     store = get_store(index_dir)
     if store is None:
         return None
-    return str(store.stats().get("domain") or "") or None
+    return store.meta.get("domain") or None
 
 
 def make_pipeline(settings: Settings, fake_models: bool) -> Pipeline:

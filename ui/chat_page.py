@@ -10,11 +10,12 @@ from typing import Any
 import streamlit as st
 
 from assistant import Answer, AssistantError, Citation, Evidence, Hit, Settings, Token
+from assistant.text import where
 from ui import backend
 from ui.export import to_json, to_markdown
 from ui.options import Options
 from ui.pdfview import PageImage, highlight_html, render_page
-from ui.render import answer_sentences, md_escape, timings_line, where
+from ui.render import answer_sentences, md_escape, timings_line
 from ui.uiconfig import UIConfig
 from ui.uploads import has_index, resolve_source
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from assistant import Answer
-from ui.render import answer_sentences, where
+from assistant.text import squash, where
+from ui.render import answer_sentences
 
 
 def _answer_dict(answer: Answer) -> dict[str, Any]:
@@ -44,12 +45,12 @@ def _turn_markdown(i: int, turn: dict[str, Any]) -> list[str]:
         return lines
     if answer.abstained:
         lines += [f"**{answer.text}**", "", "Closest passages:", ""]
-        lines += [f"- {where(h.source, h.page)}: \"{' '.join(h.text.split())[:300]}\"" for h in answer.hits[:3]]
+        lines += [f"- {where(h.source, h.page)}: \"{squash(h.text)[:300]}\"" for h in answer.hits[:3]]
     else:
         text = " ".join(s + (f" [{', '.join(map(str, c))}]" if c else "") + ("" if ok else " *(unsupported)*")
                         for s, c, ok in answer_sentences(answer))
         lines += [text, "", "**Sources**", ""]
-        lines += [f"{c.n}. {where(c.source, c.page)}: \"{' '.join(c.quote.split())}\"" for c in answer.citations]
+        lines += [f"{c.n}. {where(c.source, c.page)}: \"{squash(c.quote)}\"" for c in answer.citations]
     t = answer.timings
     lines += ["", f"_{answer.disclaimer}_" if answer.disclaimer else "",
               f"<sub>{turn.get('collection')} · {turn.get('domain')} · {answer.mode} · "

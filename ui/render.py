@@ -17,10 +17,6 @@ def md_escape(text: str, *, squash: bool = True) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()) if squash else text)
 
 
-def where(source: str, page: int | None) -> str:
-    return f"{source}, p. {page}" if page is not None else source
-
-
 def answer_sentences(answer: Answer) -> list[tuple[str, tuple[int, ...], bool]]:
     """(sentence, citation numbers, supported) for each sentence of an answer.
 

@@ -13,14 +13,17 @@ import re
 import unicodedata
 from pathlib import Path
 
+from assistant.index.store import SQLITE
+from ingest import SUPPORTED_SUFFIXES
+
 FILES_DIR = "files"
 STAGING_DIR = ".staging"  # hidden: ingesting files/ as a folder skips it
 MAX_NAME_CHARS = 180
 # File systems limit a name to 255 bytes, not characters: 180 CJK characters are
 # 540. Staging also writes ".<name>.part", so 6 more bytes must fit.
 MAX_NAME_BYTES = 240
-ALLOWED_SUFFIXES = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm", ".docx")
-INDEX_MARKER = "chunks.sqlite"
+ALLOWED_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))  # what ingest reads
+INDEX_MARKER = SQLITE
 
 _UNSAFE = re.compile(r"[^\w .,()\[\]&+@'-]", re.UNICODE)
 _COLLECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -102,14 +105,20 @@ def has_index(index_dir: Path) -> bool:
 
 
 def index_version(index_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    """Changes whenever the index files change: a cache key for readers of the index."""
+    """Changes whenever the index files change: a cache key for readers of the index.
+
+    SQLite's -wal and -shm files are left out: readers create and touch them (the UI
+    opened an unchanged index a second time), and every commit rewrites
+    vectors.faiss and manifest.json anyway.
+    """
     out = []
     try:
         children = list(index_dir.iterdir())
     except OSError:
         return ()
     for p in children:
-        if p.name.startswith(".") or not p.name.startswith(("chunks", "vectors", "manifest")):
+        if p.name.startswith(".") or not p.name.startswith(("chunks", "vectors", "manifest")) \
+                or p.name.endswith(("-wal", "-shm")):
             continue
         try:
             st = p.stat()

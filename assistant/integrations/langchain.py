@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -23,7 +23,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import Field
 
 from assistant.engine import Assistant
-from assistant.errors import InvalidQuestion
+from assistant.errors import ConfigError, InvalidQuestion
 from assistant.retrieval import Mode
 from assistant.types import Hit
 
@@ -114,14 +114,14 @@ class SlmRetriever(BaseRetriever):
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100):
             raise ValueError(f"k must be a whole number from 1 to 100, not {k!r}")
         mode = mode or self.mode
-        if mode is not None and mode not in get_args(Mode):
-            raise ValueError(f"mode must be one of {', '.join(get_args(Mode))}, not {mode!r}")
         if isinstance(sources, str):  # one glob pattern, not a sequence of characters
             sources = (sources,)
         try:
             hits = self.assistant.retrieve(query, k, mode=mode, sources=self.sources if sources is None else sources)
         except InvalidQuestion as exc:
             raise _InvalidQuery(str(exc)) from exc
+        except ConfigError as exc:  # an unknown mode
+            raise ValueError(str(exc)) from exc
         return [_to_document(h) for h in hits]
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
